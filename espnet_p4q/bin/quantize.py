@@ -1,0 +1,67 @@
+"""Quantise an espnet2 ASR model to packed block-wise 4-bit NormalFloat.
+
+    python -m espnet_p4q.bin.quantize --asr_train_config exp/asr/config.yaml \\
+        --asr_model_file exp/asr/valid.acc.ave.pth --quant_conf conf/quant/nf4.yaml \\
+        --output_dir exp/asr/nf4
+
+writes DIR/model.pth (packed weights), DIR/config.yaml (+ the files it references),
+DIR/quant.yaml and, last, DIR/size.json (sizes, bits per parameter, modules left in FP32).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--asr_train_config", type=Path, required=True, help="espnet2 config.yaml of the model")
+    p.add_argument("--asr_model_file", type=Path, required=True, help="espnet2 model .pth (FP32)")
+    p.add_argument("--quant_conf", type=Path, required=True, help="YAML: targets, blocksize, double_quant ...")
+    p.add_argument("--output_dir", type=Path, required=True)
+    p.add_argument("--log_level", default="INFO")
+    return p
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s [quantize] %(levelname)s %(message)s")
+    for f in (args.asr_train_config, args.asr_model_file, args.quant_conf):
+        if not f.is_file():
+            sys.exit(f"quantize: {f}: no such file")
+
+    from espnet_p4q.quant.apply import describe, quantize_model
+    from espnet_p4q.quant.config import QuantConfig
+    from espnet_p4q.quant.report import size_report, write_json_atomic
+    from espnet_p4q.quant.serialize import save_quantized
+    from espnet_p4q.tasks.asr_model import PACKED_MODEL_NAME, copy_config_with_files, load_fp32_asr_model
+
+    qcfg = QuantConfig.from_yaml(args.quant_conf)
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "size.json").unlink(missing_ok=True)  # size.json marks a finished directory
+    model, _ = load_fp32_asr_model(args.asr_train_config, args.asr_model_file)
+    model.eval()
+    names = quantize_model(model, qcfg)
+    logging.info("packed %d modules to 4-bit %s (block %d)", len(names), qcfg.quant_type, qcfg.blocksize)
+    fingerprint = save_quantized(model, qcfg, out / PACKED_MODEL_NAME)
+    copy_config_with_files(args.asr_train_config, out)
+    with open(out / "quant.yaml", "w", encoding="utf-8") as f:
+        yaml.safe_dump(qcfg.to_dict(), f, sort_keys=False)
+    report = size_report(describe(model), args.asr_model_file, out / PACKED_MODEL_NAME, fingerprint)
+    write_json_atomic(report, out / "size.json")
+    logging.info(
+        "FP32 %.2f MB -> %.2f MB (%.2fx), %.3f bits/param, %d params left in FP32; wrote %s",
+        report["fp32_bytes"] / 1e6, report["quantized_bytes"] / 1e6, report["ratio"],
+        report["bits_per_param"], report["fp_params"], out,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Kaldi-style data directories: reading, writing, validation and per-speaker splits."""

@@ -1,0 +1,1 @@
+"""LoRA adapters (built on loralib) over full-precision or packed 4-bit ESPnet layers."""

@@ -1,0 +1,100 @@
+"""Build ESPnet ASR models from their training config and load FP32 or packed 4-bit weights.
+
+A model directory made by ``espnet_p4q.bin.quantize`` holds ``config.yaml`` (the espnet2 training
+config), ``model.pth`` (packed weights), and copies of the files the config points to (feature
+statistics, BPE model), so it can be moved and loaded anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import yaml
+
+from espnet_p4q.quant.config import QuantConfig
+from espnet_p4q.quant.serialize import load_packed_into, read_quantized
+
+PACKED_MODEL_NAME = "model.pth"
+CONFIG_NAME = "config.yaml"
+
+
+def read_train_config(path: Path) -> Dict[str, Any]:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+def _referenced_files(cfg: Dict[str, Any]):
+    """(setter, path) pairs for the files an espnet2 ASR config points to."""
+    out = []
+    stats = (cfg.get("normalize_conf") or {}).get("stats_file")
+    if stats:
+        out.append((lambda c, v: c["normalize_conf"].__setitem__("stats_file", v), stats))
+    if cfg.get("bpemodel"):
+        out.append((lambda c, v: c.__setitem__("bpemodel", v), cfg["bpemodel"]))
+    return out
+
+
+def copy_config_with_files(config_path: Path, out_dir: Path) -> Path:
+    """Copy an espnet2 config into ``out_dir`` with the files it references, paths made local."""
+    cfg = read_train_config(config_path)
+    for setter, ref in _referenced_files(cfg):
+        src = Path(ref)
+        if not src.is_file():
+            raise FileNotFoundError(f"{config_path}: referenced file {ref} does not exist")
+        shutil.copy2(src, out_dir / src.name)
+        setter(cfg, src.name)
+    out = out_dir / CONFIG_NAME
+    with open(out, "w", encoding="utf-8") as f:
+        yaml.safe_dump(cfg, f, sort_keys=False, allow_unicode=True)
+    return out
+
+
+def resolved_config(config_path: Path) -> Dict[str, Any]:
+    """The config with references resolved against its own directory when they are relative."""
+    cfg = read_train_config(config_path)
+    for setter, ref in _referenced_files(cfg):
+        p = Path(ref)
+        if not p.is_absolute() and not p.exists() and (config_path.parent / p).exists():
+            setter(cfg, str(config_path.parent / p))
+    return cfg
+
+
+def build_asr_model(config_path: Path) -> Tuple[torch.nn.Module, argparse.Namespace]:
+    """An ESPnet ASR model with the structure ``config_path`` describes (random weights)."""
+    from espnet2.tasks.asr import ASRTask
+
+    args = argparse.Namespace(**resolved_config(Path(config_path)))
+    model = ASRTask.build_model(args)
+    return model, args
+
+
+def load_fp32_asr_model(config_path: Path, model_file: Path) -> Tuple[torch.nn.Module, argparse.Namespace]:
+    """An ESPnet ASR model with weights from an espnet2 checkpoint, every tensor checked."""
+    model, args = build_asr_model(config_path)
+    state = torch.load(model_file, map_location="cpu", weights_only=True)
+    if "module" in state and isinstance(state["module"], dict):
+        state = state["module"]
+    model.load_state_dict(state, strict=True)
+    return model, args
+
+
+def load_quantized_asr_model(
+    model_dir: Path, into: Optional[torch.nn.Module] = None
+) -> Tuple[torch.nn.Module, QuantConfig, str]:
+    """Load a packed model directory: (model, quant config, base fingerprint).
+
+    With ``into``, the packed weights are loaded in place into an already built model (e.g. the
+    ``asr_model`` of an espnet2 Speech2Text, whose beam search keeps references to its parts).
+    """
+    model_dir = Path(model_dir)
+    payload = read_quantized(model_dir / PACKED_MODEL_NAME)
+    model = into if into is not None else build_asr_model(model_dir / CONFIG_NAME)[0]
+    cfg = load_packed_into(model, payload)
+    model.eval()
+    logging.info("loaded packed model %s (fingerprint %s)", model_dir, payload["fingerprint"][:12])
+    return model, cfg, payload["fingerprint"]

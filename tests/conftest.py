@@ -1,0 +1,88 @@
+"""Shared fixtures: a tiny ESPnet Conformer AED built through espnet2's own ASRTask."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+torch.set_num_threads(1)
+
+TINY_CONFIG = {
+    "frontend": "default",
+    "frontend_conf": {"n_fft": 400, "hop_length": 160, "n_mels": 40},
+    "normalize": "utterance_mvn",
+    "encoder": "conformer",
+    "encoder_conf": {
+        "output_size": 64, "attention_heads": 2, "linear_units": 128, "num_blocks": 2,
+        "input_layer": "conv2d", "macaron_style": True, "use_cnn_module": True,
+        "cnn_module_kernel": 7, "pos_enc_layer_type": "rel_pos",
+        "selfattention_layer_type": "rel_selfattn", "rel_pos_type": "latest",
+    },
+    "decoder": "transformer",
+    "decoder_conf": {"attention_heads": 2, "linear_units": 128, "num_blocks": 1},
+    "model_conf": {"ctc_weight": 0.3, "lsm_weight": 0.1},
+}
+TOKENS = ["<blank>", "<unk>"] + [chr(c) for c in range(ord("A"), ord("Z") + 1)] + ["'", "<space>", "<sos/eos>"]
+
+
+def write_espnet_config(tmp: Path, model_conf: dict, tokens) -> Path:
+    """A config.yaml as espnet2's asr_train writes it (all ASRTask options, token list inline)."""
+    from espnet2.tasks.asr import ASRTask
+
+    conf_in = tmp / "in.yaml"
+    conf_in.write_text(yaml.safe_dump(model_conf))
+    tok = tmp / "tokens.txt"
+    tok.write_text("\n".join(tokens) + "\n")
+    args = ASRTask.get_parser().parse_args(
+        ["--config", str(conf_in), "--token_list", str(tok), "--output_dir", str(tmp / "exp")]
+    )
+    cfg = vars(args)
+    cfg["token_list"] = list(tokens)
+    out = tmp / "config.yaml"
+    out.write_text(yaml.safe_dump(cfg))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_files(tmp_path_factory):
+    """(config.yaml, model.pth) of a randomly initialised tiny Conformer AED (seeded)."""
+    from espnet_p4q.tasks.asr_model import build_asr_model
+
+    tmp = tmp_path_factory.mktemp("tiny_asr")
+    config = write_espnet_config(tmp, TINY_CONFIG, TOKENS)
+    torch.manual_seed(0)
+    model, _ = build_asr_model(config)
+    model_file = tmp / "valid.acc.ave.pth"
+    torch.save(model.state_dict(), model_file)
+    return config, model_file
+
+
+@pytest.fixture(scope="session")
+def speech_batch():
+    g = torch.Generator().manual_seed(1)
+    speech = torch.randn(2, 16000, generator=g) * 0.1
+    lens = torch.tensor([16000, 12000])
+    ys = torch.randint(2, len(TOKENS) - 1, (2, 6), generator=g)
+    ys_lens = torch.tensor([6, 4])
+    return speech, lens, ys, ys_lens
+
+
+def model_outputs(model, batch):
+    """Encoder output, CTC log-probabilities and decoder logits for a batch (eval mode)."""
+    speech, lens, ys, ys_lens = batch
+    model.eval()
+    with torch.no_grad():
+        enc, enc_lens = model.encode(speech, lens)
+        ctc = model.ctc.log_softmax(enc)
+        dec, _ = model.decoder(enc, enc_lens, ys, ys_lens)
+    return enc, ctc, dec
