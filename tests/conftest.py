@@ -35,31 +35,14 @@ TINY_CONFIG = {
 TOKENS = ["<blank>", "<unk>"] + [chr(c) for c in range(ord("A"), ord("Z") + 1)] + ["'", "<space>", "<sos/eos>"]
 
 
-def write_espnet_config(tmp: Path, model_conf: dict, tokens) -> Path:
-    """A config.yaml as espnet2's asr_train writes it (all ASRTask options, token list inline)."""
-    from espnet2.tasks.asr import ASRTask
-
-    conf_in = tmp / "in.yaml"
-    conf_in.write_text(yaml.safe_dump(model_conf))
-    tok = tmp / "tokens.txt"
-    tok.write_text("\n".join(tokens) + "\n")
-    args = ASRTask.get_parser().parse_args(
-        ["--config", str(conf_in), "--token_list", str(tok), "--output_dir", str(tmp / "exp")]
-    )
-    cfg = vars(args)
-    cfg["token_list"] = list(tokens)
-    out = tmp / "config.yaml"
-    out.write_text(yaml.safe_dump(cfg))
-    return out
-
-
 @pytest.fixture(scope="session")
 def tiny_model_files(tmp_path_factory):
     """(config.yaml, model.pth) of a randomly initialised tiny Conformer AED (seeded)."""
-    from espnet_p4q.tasks.asr_model import build_asr_model
+    from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
 
     tmp = tmp_path_factory.mktemp("tiny_asr")
-    config = write_espnet_config(tmp, TINY_CONFIG, TOKENS)
+    (tmp / "train.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    config = espnet_config_from_train_yaml(tmp / "train.yaml", TOKENS, tmp / "config.yaml")
     torch.manual_seed(0)
     model, _ = build_asr_model(config)
     model_file = tmp / "valid.acc.ave.pth"

@@ -128,7 +128,8 @@ class NF4Embedding(_PackedWeightMixin, torch.nn.Module):
         return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.embedding(x, self.dequantized_weight(_dtype(self.compute_dtype)), self.padding_idx)
+        table = self.dequantized_weight(self.weight.quant_state.dtype)  # the original weight dtype
+        return F.embedding(x, table, self.padding_idx)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, nf4"
@@ -138,15 +139,16 @@ def empty_linear4bit(in_features: int, out_features: int, bias: bool, compute_dt
     """A bitsandbytes Linear4bit shell (weight to be set), safe on every CPU.
 
     On CPUs with AVX512-BF16, bitsandbytes re-packs the weight on the first inference call into
-    a blocked 4-bit layout that needs ``out_features % 32 == 0`` and fails otherwise (e.g. output
-    layers over a 150-token vocabulary); such layers keep the generic 4-bit path. Saving converts
-    re-packed weights back, so files do not depend on the CPU.
+    a blocked 4-bit layout that needs ``out_features % 32 == 0`` and ``in_features % blocksize
+    == 0`` and fails otherwise (e.g. d=144 with block 64, or a 150-token output layer); such
+    layers keep the generic 4-bit path. Saving converts re-packed weights back, so files do not
+    depend on the CPU.
     """
     q = bnb.nn.Linear4bit(
         in_features, out_features, bias=bias, compute_dtype=_dtype(compute_dtype),
         compress_statistics=cfg.double_quant, quant_type=cfg.quant_type, device="meta",
     )
-    if out_features % 32 or in_features % 2:
+    if out_features % 32 or in_features % cfg.blocksize:
         q.support_avx512bf16_for_cpu = False
     return q
 

@@ -6,7 +6,9 @@ File layout (one ``torch.save`` dict, no pickled classes):
 - ``modules``: {module name: kind and hyper-parameters} for every packed module;
 - ``tensors``: the model's state dict in which packed modules keep bitsandbytes' layout
   (``weight`` uint8 plus ``weight.absmax`` etc.), except that the code books every layer shares
-  (``quant_map``, ``nested_quant_map``) are stored once under ``shared``;
+  (``quant_map``, ``nested_quant_map``) are stored once under ``shared``. On disk all tensors are
+  concatenated into one byte blob with an index: a zip entry per tensor costs about 300 bytes,
+  which for a small model is 8% of the 4-bit file;
 - ``fingerprint``: SHA-256 over all tensors, so adapters can name the base they were trained on.
 
 Loading rebuilds the packed modules from these tensors (no re-quantisation), so packed weights
@@ -86,6 +88,28 @@ def pack_state(model: torch.nn.Module, quant_config: QuantConfig) -> Dict[str, A
     return payload
 
 
+def _to_blob(tensors: Dict[str, torch.Tensor]) -> Tuple[torch.Tensor, list]:
+    """Concatenate tensors into one uint8 blob; index rows are (name, dtype, shape, offset, nbytes)."""
+    parts, index, offset = [], [], 0
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        raw = t.reshape(-1).view(torch.uint8) if t.numel() else torch.empty(0, dtype=torch.uint8)
+        index.append([name, str(t.dtype).replace("torch.", ""), list(t.shape), offset, raw.numel()])
+        parts.append(raw)
+        offset += raw.numel()
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.uint8), index
+
+
+def _from_blob(blob: torch.Tensor, index: list) -> Dict[str, torch.Tensor]:
+    out = {}
+    for name, dtype, shape, offset, nbytes in index:
+        if offset + nbytes > blob.numel():
+            raise QuantizedModelError(f"tensor {name} lies outside the stored data")
+        raw = blob[offset: offset + nbytes].clone()
+        out[name] = raw.view(getattr(torch, dtype)).reshape(shape)
+    return out
+
+
 def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
     """torch.save to a temporary file in the same directory, then rename into place."""
     path = Path(path)
@@ -103,7 +127,8 @@ def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
 def save_quantized(model: torch.nn.Module, quant_config: QuantConfig, path: os.PathLike) -> str:
     """Write the packed model to ``path`` atomically; return its fingerprint."""
     payload = pack_state(model, quant_config)
-    atomic_torch_save(payload, path)
+    blob, index = _to_blob({**payload.pop("tensors"), **{"shared." + k: v for k, v in payload.pop("shared").items()}})
+    atomic_torch_save({**payload, "blob": blob, "index": index}, path)
     return payload["fingerprint"]
 
 
@@ -120,9 +145,14 @@ def read_quantized(path: os.PathLike) -> Dict[str, Any]:
         raise QuantizedModelError(f"{path}: not an espnet_p4q packed 4-bit model file")
     if payload.get("version") != VERSION:
         raise QuantizedModelError(f"{path}: unsupported version {payload.get('version')}")
-    shared = {"shared." + k: v for k, v in payload["shared"].items()}
-    if tensor_fingerprint({**payload["tensors"], **shared}) != payload["fingerprint"]:
+    try:
+        everything = _from_blob(payload.pop("blob"), payload.pop("index"))
+    except (RuntimeError, ValueError, TypeError, AttributeError) as e:
+        raise QuantizedModelError(f"{path}: corrupt tensor data ({e})") from e
+    if tensor_fingerprint(everything) != payload["fingerprint"]:
         raise QuantizedModelError(f"{path}: checksum mismatch, the file is corrupt")
+    payload["shared"] = {k[len("shared."):]: v for k, v in everything.items() if k.startswith("shared.")}
+    payload["tensors"] = {k: v for k, v in everything.items() if not k.startswith("shared.")}
     return payload
 
 

@@ -64,6 +64,37 @@ def resolved_config(config_path: Path) -> Dict[str, Any]:
     return cfg
 
 
+def espnet_config_from_train_yaml(
+    train_yaml: Path, token_list, out_path: Path, overrides: Optional[Dict[str, Any]] = None
+) -> Path:
+    """Write a full espnet2 config.yaml (as asr_train writes it) from a training YAML.
+
+    For building models without training them (benchmarks, tests, size checks). ``overrides``
+    replace top-level options, e.g. ``{"normalize": "utterance_mvn"}`` where no statistics exist.
+    """
+    from espnet2.tasks.asr import ASRTask
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    train = read_train_config(Path(train_yaml))
+    train.update(overrides or {})
+    tmp_yaml = out_path.with_name(f".{out_path.stem}.in.yaml")
+    tok = out_path.with_name(f".{out_path.stem}.tokens.txt")
+    tmp_yaml.write_text(yaml.safe_dump(train), encoding="utf-8")
+    tok.write_text("\n".join(token_list) + "\n", encoding="utf-8")
+    try:
+        args = ASRTask.get_parser().parse_args(
+            ["--config", str(tmp_yaml), "--token_list", str(tok), "--output_dir", str(out_path.parent)]
+        )
+    finally:
+        tmp_yaml.unlink(missing_ok=True)
+        tok.unlink(missing_ok=True)
+    cfg = vars(args)
+    cfg["token_list"] = list(token_list)
+    out_path.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    return out_path
+
+
 def build_asr_model(config_path: Path) -> Tuple[torch.nn.Module, argparse.Namespace]:
     """An ESPnet ASR model with the structure ``config_path`` describes (random weights)."""
     from espnet2.tasks.asr import ASRTask

@@ -95,8 +95,7 @@ def test_corrupt_and_truncated_files_are_refused(tiny_model_files, tmp_path):
         read_quantized(tmp_path / "absent.pth")
     # a flipped payload byte inside a tensor is caught by the checksum
     payload = torch.load(good, weights_only=True)
-    key = next(k for k in payload["tensors"] if k.endswith(".weight") and payload["tensors"][k].dtype == torch.uint8)
-    payload["tensors"][key][0] ^= 0xFF
+    payload["blob"][len(payload["blob"]) // 2] ^= 0xFF
     torch.save(payload, tmp_path / "flipped.pth")
     with pytest.raises(QuantizedModelError, match="checksum"):
         read_quantized(tmp_path / "flipped.pth")
