@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# LibriSpeech data for the P4Q speaker-adaptation recipe: download (resumable, checksummed) and
+# Kaldi data dirs. Run from the recipe directory (egs2/librispeech_sa/asr1), as ESPnet does.
+set -euo pipefail
+
+recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+repo=$(cd "$recipe/../../.." && pwd)
+
+stage=1
+stop_stage=3
+datadir=data
+n_adapt=30
+n_dev=10
+include_test_clean=false
+audio=sox
+sa_speakers=$recipe/conf/sa_speakers.txt
+sa_split=$recipe/conf/sa_split.yaml
+checksums=$recipe/conf/sa_archives.txt
+mirrors="https://www.openslr.org/resources/12 https://us.openslr.org/resources/12 https://openslr.elda.org/resources/12"
+sa_extract_all=false
+keep_archives=true
+options="stage stop_stage datadir n_adapt n_dev include_test_clean audio sa_speakers sa_split checksums mirrors sa_extract_all keep_archives"
+
+usage() {
+  cat <<EOF
+Usage: local/data.sh [--name value ...]
+Stages:
+  1  download dev-clean, train-clean-100 (and test-clean) and the SA readers of train-clean-360
+     into \$LIBRISPEECH (db.sh; now: ${LIBRISPEECH:-downloads}), or use a copy already extracted
+     there. Archives are checked against --checksums; downloads resume; done parts are marked.
+  2  write Kaldi dirs: \$datadir/train (train-clean-100), \$datadir/dev (dev-clean),
+     [\$datadir/test_clean], and for each SA reader R: \$datadir/lsR_adapt (first --n_adapt
+     utterances in reading order: chapter, then utterance number), \$datadir/lsR_dev (next
+     --n_dev; none if 0), \$datadir/lsR_test (the rest); \$datadir/sa_tune.list, sa_eval.list.
+  3  validate the dirs (python -m espnet_p4q.bin.validate_data_dir), if that validator exists.
+Options (default):
+  --stage N              first stage ($stage)
+  --stop_stage N         last stage ($stop_stage)
+  --datadir DIR          output directory ($datadir)
+  --n_adapt N            adaptation utterances per SA reader ($n_adapt)
+  --n_dev N              per-reader dev utterances after them, 0 for none ($n_dev)
+  --include_test_clean B also download test-clean and write \$datadir/test_clean ($include_test_clean)
+  --audio KIND           wav.scp entries: sox ('sox F -t wav - |'), flac ('flac -c -d -s F |')
+                         or path (the .flac path itself) ($audio)
+  --sa_speakers FILE     SA reader ids (conf/sa_speakers.txt)
+  --sa_split FILE        tune/eval readers (conf/sa_split.yaml)
+  --checksums FILE       expected archive digests (conf/sa_archives.txt)
+  --mirrors "URL ..."    openslr base URLs, tried in order ($mirrors)
+  --sa_extract_all B     extract all of train-clean-360 instead of the SA readers ($sa_extract_all)
+  --keep_archives B      keep the .tar.gz files after extraction ($keep_archives)
+Environment: LIBRISPEECH (overrides db.sh), PYTHON (interpreter, default python3).
+EOF
+}
+
+die() { echo "$0: $*" >&2; exit 2; }
+log() { echo "[data.sh $(date +%H:%M:%S)] $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h|--help) . "$recipe/db.sh"; usage; exit 0 ;;
+    --*=*) die "use '--name value', not '$1'" ;;
+    --*)
+      name=${1#--}; name=${name//-/_}
+      [[ " $options " == *" $name "* ]] || die "unknown option $1 (see --help)"
+      [ $# -ge 2 ] || die "option $1 needs a value"
+      printf -v "$name" '%s' "$2"; shift 2 ;;
+    *) die "unexpected argument '$1' (see --help)" ;;
+  esac
+done
+for b in include_test_clean sa_extract_all keep_archives; do
+  [[ ${!b} == true || ${!b} == false ]] || die "--$b must be true or false, got '${!b}'"
+done
+
+. "$recipe/db.sh"
+python=${PYTHON:-python3}
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+readers=$(sed 's/#.*//' "$sa_speakers" | xargs)
+[ -n "$readers" ] || die "$sa_speakers lists no readers"
+
+# Where a part already lies (LibriSpeech/<part> as unpacked, or <part> directly).
+part_dir() {
+  if [ ! -d "$LIBRISPEECH/LibriSpeech/$1" ] && [ -d "$LIBRISPEECH/$1" ]; then echo "$LIBRISPEECH/$1"
+  else echo "$LIBRISPEECH/LibriSpeech/$1"; fi
+}
+
+fetch() {  # fetch NAME [extra args]: download+verify+extract unless done or already there
+  local name=$1; shift
+  local m mirror_args=()
+  for m in $mirrors; do mirror_args+=(--mirror "$m"); done
+  "$python" -m espnet_p4q.data.download fetch --checksums "$checksums" --name "$name" \
+    "${mirror_args[@]}" --download_dir "$LIBRISPEECH" --extract_dir "$LIBRISPEECH" \
+    --keep_archive "$keep_archives" "$@"
+}
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log "stage 1: corpus in $LIBRISPEECH"
+  mkdir -p "$LIBRISPEECH"
+  parts="dev-clean train-clean-100"
+  if $include_test_clean; then parts="$parts test-clean"; fi
+  for part in $parts; do
+    fetch "$part" --existing "$(part_dir "$part")"
+  done
+  sa_args=()
+  if $sa_extract_all; then
+    sa_args+=(--existing "$(part_dir train-clean-360)")
+  else
+    for r in $readers; do
+      sa_args+=(--member "LibriSpeech/train-clean-360/$r" --existing "$(part_dir train-clean-360)/$r")
+    done
+  fi
+  fetch train-clean-360 "${sa_args[@]}"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "stage 2: data dirs in $datadir"
+  test_args=()
+  if $include_test_clean; then test_args+=(--test_part test-clean); fi
+  "$python" -m espnet_p4q.data.librispeech --corpus "$LIBRISPEECH" --datadir "$datadir" \
+    --sa_speakers "$sa_speakers" --sa_split "$sa_split" --n_adapt "$n_adapt" --n_dev "$n_dev" \
+    --audio "$audio" "${test_args[@]}"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  if "$python" -c 'import espnet_p4q.data.validate' 2>/dev/null; then
+    log "stage 3: validating"
+    dirs=("$datadir/train" "$datadir/dev")
+    if $include_test_clean; then dirs+=("$datadir/test_clean"); fi
+    for r in $readers; do
+      for s in adapt dev test; do
+        if [ -d "$datadir/ls${r}_$s" ]; then dirs+=("$datadir/ls${r}_$s"); fi
+      done
+    done
+    "$python" -m espnet_p4q.bin.validate_data_dir "${dirs[@]}"
+  else
+    log "stage 3: espnet_p4q.data.validate not available; validation skipped"
+  fi
+fi
+log "done"

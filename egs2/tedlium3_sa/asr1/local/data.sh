@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# TED-LIUM 3 data for the P4Q speaker-adaptation recipe: download (resumable, checksummed) and
+# Kaldi data dirs. Run from the recipe directory (egs2/tedlium3_sa/asr1), as ESPnet does.
+set -euo pipefail
+
+recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+repo=$(cd "$recipe/../../.." && pwd)
+
+stage=1
+stop_stage=3
+datadir=data
+n_adapt=30
+n_dev=10
+include_test=false
+unk=keep
+audio=sox
+segments=true
+sa_talks=$recipe/conf/sa_talks.txt
+sa_split=$recipe/conf/sa_split.yaml
+checksums=$recipe/conf/sa_archives.txt
+mirrors="https://www.openslr.org/resources/51 https://us.openslr.org/resources/51 https://openslr.elda.org/resources/51"
+keep_archives=true
+options="stage stop_stage datadir n_adapt n_dev include_test unk audio segments sa_talks sa_split checksums mirrors keep_archives"
+
+usage() {
+  cat <<EOF
+Usage: local/data.sh [--name value ...]
+Stages:
+  1  download TEDLIUM_release-3.tgz (about 51 GB) into \$TEDLIUM3 (db.sh; now: ${TEDLIUM3:-downloads})
+     and extract it, or use a TEDLIUM_release-3/ already extracted there. The archive is checked
+     against --checksums; the download resumes; a finished extraction is marked.
+  2  write Kaldi dirs (segments + one wav.scp pipe per talk): \$datadir/train (talks of
+     TEDLIUM_release-3/data minus the SA, legacy dev and legacy test talks), \$datadir/dev (legacy
+     dev), [\$datadir/test (legacy test)], and for each SA talk T: \$datadir/T_adapt (first
+     --n_adapt segments in time order), \$datadir/T_dev (next --n_dev; none if 0), \$datadir/T_test
+     (the rest); \$datadir/sa_tune.list, sa_eval.list. Segments marked
+     ignore_time_segment_in_scoring are left out; text is upper-cased, clitics rejoined.
+  3  validate: dirs without segments with python -m espnet_p4q.bin.validate_data_dir (if it
+     exists), dirs with segments with python -m espnet_p4q.data.tedlium check.
+Options (default):
+  --stage N            first stage ($stage)
+  --stop_stage N       last stage ($stop_stage)
+  --datadir DIR        output directory ($datadir)
+  --n_adapt N          adaptation segments per SA talk ($n_adapt)
+  --n_dev N            per-talk dev segments after them, 0 for none ($n_dev)
+  --include_test B     also write \$datadir/test from legacy/test ($include_test)
+  --unk keep|drop      keep TED-LIUM's <unk> tokens in the text or drop them ($unk)
+  --audio sox|sph2pipe decoder in the wav.scp pipes ($audio)
+  --segments B         true: segments file; false: one 'sox ... trim' pipe per utterance ($segments)
+  --sa_talks FILE      SA talk ids (conf/sa_talks.txt)
+  --sa_split FILE      tune/eval talks (conf/sa_split.yaml)
+  --checksums FILE     expected archive digest (conf/sa_archives.txt)
+  --mirrors "URL ..."  openslr base URLs, tried in order ($mirrors)
+  --keep_archives B    keep the .tgz after extraction ($keep_archives)
+Environment: TEDLIUM3 (overrides db.sh), PYTHON (interpreter, default python3).
+EOF
+}
+
+die() { echo "$0: $*" >&2; exit 2; }
+log() { echo "[data.sh $(date +%H:%M:%S)] $*" >&2; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    -h|--help) . "$recipe/db.sh"; usage; exit 0 ;;
+    --*=*) die "use '--name value', not '$1'" ;;
+    --*)
+      name=${1#--}; name=${name//-/_}
+      [[ " $options " == *" $name "* ]] || die "unknown option $1 (see --help)"
+      [ $# -ge 2 ] || die "option $1 needs a value"
+      printf -v "$name" '%s' "$2"; shift 2 ;;
+    *) die "unexpected argument '$1' (see --help)" ;;
+  esac
+done
+for b in include_test segments keep_archives; do
+  [[ ${!b} == true || ${!b} == false ]] || die "--$b must be true or false, got '${!b}'"
+done
+
+. "$recipe/db.sh"
+python=${PYTHON:-python3}
+export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+talks=$(sed 's/#.*//' "$sa_talks" | xargs)
+[ -n "$talks" ] || die "$sa_talks lists no talks"
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  log "stage 1: corpus in $TEDLIUM3"
+  mkdir -p "$TEDLIUM3"
+  mirror_args=()
+  for m in $mirrors; do mirror_args+=(--mirror "$m"); done
+  existing=$TEDLIUM3/TEDLIUM_release-3/data/stm
+  if [ ! -d "$existing" ] && [ -d "$TEDLIUM3/data/stm" ]; then existing=$TEDLIUM3/data/stm; fi
+  "$python" -m espnet_p4q.data.download fetch --checksums "$checksums" --name TEDLIUM_release-3 \
+    "${mirror_args[@]}" --download_dir "$TEDLIUM3" --extract_dir "$TEDLIUM3" \
+    --keep_archive "$keep_archives" --existing "$existing"
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  log "stage 2: data dirs in $datadir"
+  "$python" -m espnet_p4q.data.tedlium prepare --corpus "$TEDLIUM3" --datadir "$datadir" \
+    --sa_talks "$sa_talks" --sa_split "$sa_split" --n_adapt "$n_adapt" --n_dev "$n_dev" \
+    --include_test "$include_test" --unk "$unk" --audio "$audio" --segments "$segments"
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  log "stage 3: validating"
+  dirs=("$datadir/train" "$datadir/dev")
+  if $include_test; then dirs+=("$datadir/test"); fi
+  for t in $talks; do
+    spk=$(printf '%s' "$t" | tr -c 'A-Za-z0-9_' '_')
+    for s in adapt dev test; do
+      if [ -d "$datadir/${spk}_$s" ]; then dirs+=("$datadir/${spk}_$s"); fi
+    done
+  done
+  plain=() segmented=()
+  for d in "${dirs[@]}"; do
+    if [ -f "$d/segments" ]; then segmented+=("$d"); else plain+=("$d"); fi
+  done
+  if [ ${#segmented[@]} -gt 0 ]; then
+    "$python" -m espnet_p4q.data.tedlium check "${segmented[@]}"
+  fi
+  if [ ${#plain[@]} -gt 0 ]; then
+    if "$python" -c 'import espnet_p4q.data.validate' 2>/dev/null; then
+      "$python" -m espnet_p4q.bin.validate_data_dir "${plain[@]}"
+    else
+      log "espnet_p4q.data.validate not available; validation skipped"
+    fi
+  fi
+fi
+log "done"

@@ -1,0 +1,68 @@
+"""Build a tiny LibriSpeech tree (flac + trans.txt in the release layout) for offline tests.
+
+Why: the recipe must be checked without the 30 GB corpus. Chapters 99 and 100 of each SA reader
+make reading order (99 before 100) differ from text order ("100" < "99"), so the split rule shows.
+Each utterance has its own length, so a test can tell which file a wav.scp pipe decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tarfile
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import soundfile as sf
+
+SR = 16000
+SA_READERS = ["115", "210", "479", "492", "525", "829", "2368", "3389", "3615", "6553"]
+# part -> reader -> chapter -> number of utterances
+LAYOUT: Dict[str, Dict[str, Dict[str, int]]] = {
+    "train-clean-100": {"19": {"198": 3, "227": 2}, "26": {"495": 3}, "103": {"1240": 2}},
+    "dev-clean": {"84": {"121123": 2}, "174": {"50561": 2}},
+    "test-clean": {"1089": {"134686": 2}},
+    "train-clean-360": {**{r: {"99": 3, "100": 4} for r in SA_READERS}, "100": {"7": 2}},
+}
+
+
+def n_samples(reader: str, chapter: str, index: int) -> int:
+    """A length unique to each utterance of the layout (0.1 s plus a few ms)."""
+    key = int(hashlib.md5(f"{reader}-{chapter}-{index}".encode()).hexdigest()[:6], 16)
+    return SR // 10 + key % 1600
+
+
+def text_of(reader: str, chapter: str, index: int) -> str:
+    return f"READER {reader} READS CHAPTER {chapter} LINE {index} IT'S FINE"
+
+
+def make_librispeech(root: Path, layout=LAYOUT) -> Path:
+    """Write ``root/LibriSpeech/<part>/...``; return ``root``."""
+    rng = np.random.default_rng(0)
+    for part, readers in layout.items():
+        for reader, chapters in readers.items():
+            for chapter, n in chapters.items():
+                d = root / "LibriSpeech" / part / reader / chapter
+                d.mkdir(parents=True, exist_ok=True)
+                lines = []
+                for i in range(n):
+                    name = f"{reader}-{chapter}-{i:04d}"
+                    audio = (rng.standard_normal(n_samples(reader, chapter, i)) * 0.1).astype(np.float32)
+                    sf.write(d / f"{name}.flac", audio, SR, subtype="PCM_16")
+                    lines.append(f"{name} {text_of(reader, chapter, i)}\n")
+                (d / f"{reader}-{chapter}.trans.txt").write_text("".join(lines))
+    (root / "LibriSpeech" / "README.TXT").write_text("tiny test copy\n")
+    return root
+
+
+def make_archives(root: Path, mirror: Path, parts=None) -> Dict[str, str]:
+    """Pack each part as openslr does (``LibriSpeech/<part>/...``) into ``mirror``; return sha256s."""
+    mirror.mkdir(parents=True, exist_ok=True)
+    digests = {}
+    for part in parts or LAYOUT:
+        archive = mirror / f"{part}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(root / "LibriSpeech" / part, arcname=f"LibriSpeech/{part}")
+            tar.add(root / "LibriSpeech" / "README.TXT", arcname="LibriSpeech/README.TXT")
+        digests[part] = hashlib.sha256(archive.read_bytes()).hexdigest()
+    return digests

@@ -1,0 +1,89 @@
+"""egs2/tedlium3_sa/asr1/local/data.sh end to end: file:// mirror, checksum, marker, dirs."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+RECIPE = REPO / "egs2/tedlium3_sa/asr1"
+DATA_SH = RECIPE / "local/data.sh"
+
+_spec = importlib.util.spec_from_file_location("tiny_tedlium", Path(__file__).with_name("tiny_tedlium.py"))
+tiny = importlib.util.module_from_spec(_spec)
+sys.modules["tiny_tedlium"] = tiny
+_spec.loader.exec_module(tiny)
+
+
+def run(args, cwd, corpus=None, check=True):
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
+    if corpus is not None:
+        env["TEDLIUM3"] = str(corpus)
+    proc = subprocess.run(["bash", str(DATA_SH), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"data.sh failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def mirror(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mirror")
+    archive = tiny.make_archive(tiny.make_tedlium(tmp / "src"), tmp / "www")
+    conf = tmp / "sums.txt"
+    conf.write_text(f"TEDLIUM_release-3 TEDLIUM_release-3.tgz sha256:{hashlib.sha256(archive.read_bytes()).hexdigest()}\n")
+    return tmp / "www", conf
+
+
+def lines(path: Path):
+    return path.read_text().splitlines()
+
+
+def test_help_exits_zero():
+    proc = subprocess.run(["bash", str(DATA_SH), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "--n_adapt" in proc.stdout and "ignore_time_segment_in_scoring" in proc.stdout
+
+
+def test_bad_options_exit_nonzero(tmp_path):
+    assert run(["--nope", "1"], tmp_path, check=False).returncode == 2
+    assert run(["--segments", "yes"], tmp_path, check=False).returncode == 2
+
+
+def test_download_prepare_validate_and_rerun(mirror, tmp_path):
+    www, conf = mirror
+    dl = tmp_path / "dl"
+    run(["--mirrors", www.as_uri(), "--checksums", str(conf), "--n_adapt", "3", "--n_dev", "1",
+         "--include_test", "true"], tmp_path, dl)
+    assert (dl / ".done.TEDLIUM_release-3").is_file()
+    data = tmp_path / "data"
+    assert {l.split()[0] for l in lines(data / "train/wav.scp")} == {"AlGore_2009", "Jean_Luc_2011", "ZedTalk_2012"}
+    for talk in tiny.SA_TALKS:
+        n = [len(lines(data / f"{talk}_{s}/segments")) for s in ("adapt", "dev", "test")]
+        assert n == [3, 1, 2], talk
+        assert not set(lines(data / f"{talk}_adapt/text")) & set(lines(data / f"{talk}_test/text"))
+    train_spk = {l.split()[1] for l in lines(data / "train/utt2spk")}
+    assert not train_spk & set(tiny.SA_TALKS)
+    assert lines(data / "sa_tune.list") == sorted(tiny.SA_TALKS)[::4]
+    (www / "TEDLIUM_release-3.tgz").rename(www / "moved.tgz")  # rerun needs no mirror
+    try:
+        proc = run(["--mirrors", www.as_uri(), "--checksums", str(conf), "--n_adapt", "3", "--n_dev", "0",
+                    "--segments", "false"], tmp_path, dl)
+    finally:
+        (www / "moved.tgz").rename(www / "TEDLIUM_release-3.tgz")
+    assert "TEDLIUM_release-3: done" in proc.stderr
+    assert not (data / "AmandaBurden_2014_dev").exists()
+    assert not (data / "AmandaBurden_2014_test/segments").exists()
+    assert "trim" in (data / "AmandaBurden_2014_test/wav.scp").read_text()
+
+
+def test_existing_extracted_copy(tmp_path):
+    corpus = tiny.make_tedlium(tmp_path / "corpus")
+    proc = run(["--mirrors", "file:///nowhere", "--n_adapt", "4", "--n_dev", "0", "--stop_stage", "2"],
+               tmp_path, corpus)
+    assert "TEDLIUM_release-3: existing" in proc.stderr
+    assert len(lines(tmp_path / "data/PWSinger_2009_test/text")) == 2
