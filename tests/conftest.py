@@ -69,3 +69,35 @@ def model_outputs(model, batch):
         ctc = model.ctc.log_softmax(enc)
         dec, _ = model.decoder(enc, enc_lens, ys, ys_lens)
     return enc, ctc, dec
+
+
+RECIPE = REPO / "egs2" / "synth_sa" / "asr1"
+
+
+@pytest.fixture(scope="session")
+def ci_corpus(tmp_path_factory):
+    """The CI-size synthetic corpus (conf/data_ci.yaml) built by the recipe's local/data.sh."""
+    import subprocess
+
+    tmp = tmp_path_factory.mktemp("ci_corpus")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    subprocess.run(
+        ["local/data.sh", "--config", "conf/data_ci.yaml", "--data_dir", str(tmp / "data"),
+         "--download_dir", str(tmp / "downloads"), "--nj", "1"],
+        cwd=RECIPE, env=env, check=True, capture_output=True,
+    )
+    return tmp / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_char_model_files(tmp_path_factory):
+    """(config.yaml, model.pth) of a random tiny Conformer AED with character tokens."""
+    from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
+
+    tmp = tmp_path_factory.mktemp("tiny_char")
+    (tmp / "train.yaml").write_text(yaml.safe_dump({**TINY_CONFIG, "token_type": "char"}))
+    config = espnet_config_from_train_yaml(tmp / "train.yaml", TOKENS, tmp / "config.yaml")
+    torch.manual_seed(0)
+    model, _ = build_asr_model(config)
+    torch.save(model.state_dict(), tmp / "model.pth")
+    return config, tmp / "model.pth"

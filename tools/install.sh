@@ -97,6 +97,13 @@ fi
 # (compliance.kaldi, transforms): without the libraries torchaudio imports in pure-Python mode.
 ta_lib=$("$venv/bin/python" -c "import importlib.util as u, os; print(os.path.join(os.path.dirname(u.find_spec('torchaudio').origin), 'lib'))")
 rm -f "$ta_lib"/*.so
+# espnet's ASR task imports g2p_en (phoneme tokenisers, unused with BPE), which tries to download
+# NLTK data at import time in every process. Empty placeholders where NLTK looks first
+# (<venv>/nltk_data) stop those network attempts; a phoneme tokeniser would need the real data.
+mkdir -p "$venv/nltk_data/taggers" "$venv/nltk_data/corpora"
+for z in taggers/averaged_perceptron_tagger_eng.zip corpora/cmudict.zip; do
+  [ -s "$venv/nltk_data/$z" ] || "$venv/bin/python" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1], 'w').close()" "$venv/nltk_data/$z"
+done
 # torch must still be the CPU build we asked for
 "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__ == '$TORCH_VERSION+cpu' or not torch.version.cuda else 1)" \
   || { echo "$0: a CUDA build of torch replaced the CPU build" >&2; exit 1; }

@@ -1,0 +1,1 @@
+"""Fine-tuning on top of a (packed) base: LoRA pretraining, per-speaker adaptation, full fine-tuning."""
