@@ -34,6 +34,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--adapter_dir", type=Path, help="per-speaker LoRA adapters: DIR/<spk>/adapter.pth")
     g.add_argument("--adapter", type=Path, help="one adapter for every set (e.g. the pretrained LoRA)")
     g.add_argument("--model_dir", type=Path, help="per-speaker full models: DIR/<spk>/model.pth or packed DIR/<spk>/")
+    p.add_argument("--ngpu", type=int, default=0, help="1: decode on the GPU")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--log_level", default="INFO")
     return p
@@ -80,13 +81,15 @@ def main(argv=None) -> int:
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
             yaml.safe_dump(cfg, tmp)
         try:
-            s2t = Speech2Text(asr_train_config=tmp.name, asr_model_file=None, device="cpu",
+            s2t = Speech2Text(asr_train_config=tmp.name, asr_model_file=None, device=device,
                               bpemodel=cfg.get("bpemodel"), **decode_conf)
         finally:
             os.unlink(tmp.name)
         base = load_base(spec, into=s2t.asr_model)
+        s2t.asr_model.to(s2t.device)
         return s2t, base
 
+    device = "cuda" if args.ngpu > 0 else "cpu"
     spec = BaseSpec.parse(args.base)
     s2t, base = new_speech2text(spec)
     single = args.adapter or (args.adapter_dir and
@@ -108,6 +111,7 @@ def main(argv=None) -> int:
                         and not (own / "config.yaml").is_file() else BaseSpec.parse(f"nf4:{own}"))
             if own_spec.kind == "fp32":
                 load_base(own_spec, into=s2t.asr_model)
+                s2t.asr_model.to(device)
             else:
                 s2t, _ = new_speech2text(own_spec)
         audio = read_audio(data_dir / "wav.scp")

@@ -46,6 +46,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="take labels from TEXT_DIR/<data dir name>/text instead of the data dir "
                         "(unsupervised adaptation on the model's own 1-best)")
     p.add_argument("--output_dir", type=Path, required=True)
+    p.add_argument("--ngpu", type=int, default=0, help="1: train on the GPU (bitsandbytes' CUDA 4-bit path)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--log_level", default="INFO")
     return p
@@ -101,6 +102,8 @@ def main(argv=None) -> int:
         for p in model.parameters():
             p.requires_grad_(True)
         start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    device = "cuda" if args.ngpu > 0 else "cpu"
+    model.to(device)
     counts = count_parameters(model)
     logging.info("base %s (%s), %d params; trainable %d", spec.model, spec.kind, counts["base_params"],
                  sum(p.numel() for p in model.parameters() if p.requires_grad))
@@ -118,18 +121,18 @@ def main(argv=None) -> int:
                     torch.manual_seed(tcfg.seed)
                     reset_adapters(model)
             else:
-                model.load_state_dict(start, strict=True)
+                model.load_state_dict(start, strict=True)  # FFT: back to the base weights
         text_file = args.text_dir / data_dir.name / "text" if args.text_dir else None
         data = UtteranceSet(data_dir, base.train_args, limit=args.n_utts, text_file=text_file)
         logging.info("[%d/%d] %s: %d utterances (%.0f s of audio), log in %s", i, len(todo), name,
                      len(data), data.seconds(), args.output_dir)
         t0 = time.perf_counter()
-        summary = train(model, data, tcfg, log_prefix=f"{name}: ")
+        summary = train(model, data, tcfg, log_prefix=f"{name}: ", device=device)
         if args.mode == "lora":
             save_adapter(model, out / "adapter.pth", base.fingerprint, lcfg,
                          {"data_dir": str(data_dir), "name": name})
         elif spec.kind == "fp32":
-            atomic_torch_save(model.state_dict(), out / "model.pth")
+            atomic_torch_save({k: v.cpu() for k, v in model.state_dict().items()}, out / "model.pth")
         else:
             requant = _copy_for_requant(model, spec.config)
             quantize_model(requant, base.quant_config)
@@ -156,7 +159,7 @@ def _copy_for_requant(model, config):
     from espnet_p4q.tasks.asr_model import build_asr_model
 
     fresh, _ = build_asr_model(config)
-    fresh.load_state_dict(model.state_dict(), strict=True)
+    fresh.load_state_dict({k: v.cpu() for k, v in model.state_dict().items()}, strict=True)
     return fresh.eval()
 
 

@@ -40,7 +40,8 @@ def freeze_batchnorm(model: torch.nn.Module) -> None:
             m.eval()
 
 
-def train(model: torch.nn.Module, data: UtteranceSet, cfg: TrainConfig, log_prefix: str = "") -> Dict[str, float]:
+def train(model: torch.nn.Module, data: UtteranceSet, cfg: TrainConfig, log_prefix: str = "",
+          device: str = "cpu") -> Dict[str, float]:
     """Fine-tune the parameters of ``model`` that require grad on ``data``; returns a summary."""
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
@@ -66,7 +67,7 @@ def train(model: torch.nn.Module, data: UtteranceSet, cfg: TrainConfig, log_pref
         freeze_batchnorm(model)
         epoch_losses = []
         for batch in data.batches(cfg.batch_size, rng):
-            loss, stats, _ = model(**batch)
+            loss, stats, _ = model(**{k: v.to(device) for k, v in batch.items()})
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
