@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Run a command as N jobs of a Slurm job array and wait for them (the Slurm job backend; same
+# interface as utils/run_local.sh, chosen in cmd.sh).
+#
+#   utils/run_slurm.sh [options] [JOB=1:N] LOGFILE COMMAND [ARGS...]
+#
+# One 'sbatch --wait --array=1-N' submission; task i replaces the name JOB by i in LOGFILE and in the
+# command, runs it from the current directory with the current environment (sbatch --export=ALL)
+# and writes its output to its log file, framed like run_local.sh's. The exit status is 0 only when
+# every task ended with status 0. The batch script and Slurm's own output are kept in
+# <dir of LOGFILE>/q/.
+#
+# Options:
+#   --max_jobs_run N   at most N tasks at a time (--array=1-N%M)
+#   --gpu N            --gres=gpu:N (when N > 0)
+#   --mem SIZE         --mem=SIZE
+#   --num_threads N    --cpus-per-task=N
+#   --time LIMIT       --time=LIMIT
+#   --sbatch_opts 'OPTS'  further sbatch options, e.g. '--partition=gpu --account=abc'
+#                      (also read from $P4Q_SBATCH_OPTS)
+set -u
+
+max_jobs_run=0 gpu=0 mem="" num_threads="" time_limit="" sbatch_opts=${P4Q_SBATCH_OPTS:-}
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --max_jobs_run) max_jobs_run=$2; shift 2 ;;
+    --gpu) gpu=$2; shift 2 ;;
+    --mem) mem=$2; shift 2 ;;
+    --num_threads) num_threads=$2; shift 2 ;;
+    --time) time_limit=$2; shift 2 ;;
+    --sbatch_opts) sbatch_opts="$sbatch_opts $2"; shift 2 ;;
+    --help|-h) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --*) echo "$0: unknown option $1" >&2; exit 2 ;;
+    *) break ;;
+  esac
+done
+
+jobvar="" first=1 last=1
+if [[ $# -gt 0 && $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
+  jobvar=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
+  shift
+  if [ "$last" -lt "$first" ]; then echo "$0: empty job range $jobvar=$first:$last" >&2; exit 2; fi
+elif [[ $# -gt 0 && $1 =~ ^[A-Za-z_][A-Za-z0-9_]*=[0-9]+$ ]]; then
+  jobvar=${1%%=*} first=${1#*=} last=$first
+  shift
+fi
+if [ $# -lt 2 ]; then
+  echo "usage: $0 [options] [JOB=1:N] LOGFILE COMMAND [ARGS...]" >&2; exit 2
+fi
+logfile=$1; shift
+if [ -n "$jobvar" ] && [[ $logfile != *"$jobvar"* ]] && [ "$first" != "$last" ]; then
+  echo "$0: the log file name must contain $jobvar when running several jobs: $logfile" >&2; exit 2
+fi
+command -v sbatch >/dev/null || { echo "$0: sbatch not found (is this a Slurm host?)" >&2; exit 1; }
+
+cmd=""
+for word in "$@"; do
+  if [[ $word =~ [[:space:]] || -z $word ]]; then
+    printf -v word '%q' "$word"
+  fi
+  cmd+="$word "
+done
+cmd=${cmd% }
+
+logdir=$(dirname "$logfile")
+qdir=$logdir/q
+mkdir -p "$qdir"
+base=$(basename "$logfile" .log)
+[ -n "$jobvar" ] && base=${base//$jobvar/}
+base=${base//[^A-Za-z0-9_.]/_}
+while [[ $base == *..* ]]; do base=${base//../.}; done
+base=${base#.}
+base=${base%.}
+[ -n "$base" ] || base=job
+script=$qdir/$base.sh
+statusdir=$qdir/$base.status
+rm -rf "$statusdir"
+mkdir -p "$statusdir"
+
+# The batch script: task index from Slurm, JOB substituted at run time.
+{
+  echo '#!/usr/bin/env bash'
+  printf 'cd %q || exit 1\n' "$PWD"
+  printf 'template_cmd=%q\n' "$cmd"
+  printf 'template_log=%q\n' "$logfile"
+  printf 'jobvar=%q\n' "$jobvar"
+  printf 'statusdir=%q\n' "$statusdir"
+  cat <<'BODY'
+i=${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}
+c=$template_cmd log=$template_log
+if [ -n "$jobvar" ]; then c=${c//$jobvar/$i}; log=${log//$jobvar/$i}; fi
+mkdir -p "$(dirname "$log")"
+start=$(date +%s)
+{
+  echo "# $c"
+  echo "# Started at $(date) on $(hostname) (Slurm job ${SLURM_ARRAY_JOB_ID:-?}_$i)"
+} > "$log"
+bash -c "$c" >> "$log" 2>&1 < /dev/null
+rc=$?
+{
+  echo "# Accounting: time=$(( $(date +%s) - start )) threads=${SLURM_CPUS_PER_TASK:-1}"
+  echo "# Ended (code $rc) at $(date)"
+} >> "$log"
+echo "$rc" > "$statusdir/$i"
+exit $rc
+BODY
+} > "$script"
+chmod +x "$script"
+
+array="$first-$last"
+[ "$max_jobs_run" -gt 0 ] && array="$array%$max_jobs_run"
+opts=(--wait --export=ALL --job-name="$base" --array="$array" --output="$qdir/$base.%a.out")
+[ "$gpu" -gt 0 ] && opts+=(--gres="gpu:$gpu")
+[ -n "$mem" ] && opts+=(--mem="$mem")
+[ -n "$num_threads" ] && opts+=(--cpus-per-task="$num_threads")
+[ -n "$time_limit" ] && opts+=(--time="$time_limit")
+# shellcheck disable=SC2206
+[ -n "${sbatch_opts// /}" ] && opts+=($sbatch_opts)
+
+# sbatch --wait prints 'Submitted batch job ID' at once, then waits; when this script is stopped,
+# the array is cancelled so that no task keeps writing into a directory a restarted run will use.
+cancel() {
+  trap - INT TERM
+  local id
+  id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$qdir/$base.sbatch.out" 2>/dev/null | head -n 1)
+  [ -n "$id" ] && command -v scancel >/dev/null && scancel "$id"
+  [ -n "${sbatch_pid:-}" ] && kill -TERM "$sbatch_pid" 2>/dev/null
+  echo "$0: interrupted; Slurm job ${id:-?} cancelled (logs: $logfile)" >&2
+  exit 130
+}
+trap cancel INT TERM
+sbatch "${opts[@]}" "$script" > "$qdir/$base.sbatch.out" 2>&1 &
+sbatch_pid=$!
+wait "$sbatch_pid"
+sbatch_rc=$?
+trap - INT TERM
+
+failed=()
+for (( i = first; i <= last; i++ )); do
+  if [ "$(cat "$statusdir/$i" 2>/dev/null)" != 0 ]; then failed+=("$i"); fi
+done
+if [ ${#failed[@]} -gt 0 ] || [ "$sbatch_rc" -ne 0 ]; then
+  first_log=$logfile
+  [ -n "$jobvar" ] && [ ${#failed[@]} -gt 0 ] && first_log=${logfile//$jobvar/${failed[0]}}
+  n=$((last - first + 1))
+  echo "$0: ${#failed[@]} / $n failed (jobs: ${failed[*]:-none}; sbatch exit $sbatch_rc, see $qdir/$base.sbatch.out), log is in $first_log" >&2
+  if [ -f "$first_log" ]; then
+    echo "---- last lines of $first_log ----" >&2
+    tail -n 20 "$first_log" >&2
+    echo "----" >&2
+  fi
+  exit 1
+fi
+exit 0

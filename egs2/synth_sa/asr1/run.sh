@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# synth_sa: synthetic speakers (Debian TTS voices and sox variants), speaker adaptation of an
+# NF4-quantised Conformer/Transformer AED with per-speaker LoRA. Options of this corpus below;
+# anything given on the command line overrides them (./run.sh --help lists all).
+#   ./run.sh                                       full size (conf/data.yaml, conf/train.yaml)
+#   ./run.sh --local_data_opts "--config conf/data_ci.yaml" \
+#       --train_config conf/train_ci.yaml --inference_config conf/decode_ci.yaml --nbpe 30
+#                                                  CI size, about a minute
+set -euo pipefail
+
+./p4q.sh \
+  --local_data_opts "--config conf/data.yaml" \
+  --train_set train \
+  --valid_set dev \
+  --token_type bpe \
+  --bpemode unigram \
+  --nbpe 150 \
+  --train_config conf/train.yaml \
+  --inference_config conf/decode.yaml \
+  --systems fp32 \
+  "$@"
