@@ -66,7 +66,8 @@ def main(argv=None):
     from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
 
     tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(args.vocab_size - 3)] + ["<sos/eos>"]
-    work = Path(tempfile.mkdtemp(prefix="bench_nf4."))
+    tmp = tempfile.TemporaryDirectory(prefix="bench_nf4.")
+    work = Path(tmp.name)
     config = espnet_config_from_train_yaml(
         args.train_config, tokens, work / "config.yaml",
         {"normalize": "utterance_mvn", "normalize_conf": {}, "specaug": None, "specaug_conf": {}},
@@ -119,6 +120,7 @@ def main(argv=None):
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
+    tmp.cleanup()
 
     print(f"model: {args.train_config} ({n_params / 1e6:.2f} M params, vocab {args.vocab_size}); "
           f"{args.seconds:g} s utterance, encoder + decoder pass over {args.decoder_tokens} tokens; "

@@ -39,7 +39,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--lora_rank", type=int, help="override the rank of --lora_conf (alpha scales along)")
     p.add_argument("--init_adapter", type=Path, help="adapter to start from (mode lora); default random")
     p.add_argument("--train_conf", type=Path, required=True, help="YAML: epochs, batch_size, lr, warmup_steps ...")
-    p.add_argument("--data_dirs", type=Path, nargs="+", required=True)
+    p.add_argument("--data_dirs", type=Path, nargs="+")
+    p.add_argument("--data_list", type=Path,
+                   help="file of 'name data_dir' lines, instead of --data_dirs/--names (one job's speakers)")
     p.add_argument("--names", nargs="+", help="output names, one per data dir (default: data dir names)")
     p.add_argument("--n_utts", type=int, help="use the first N utterances (sorted ids) of each data dir")
     p.add_argument("--text_dir", type=Path,
@@ -55,6 +57,13 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s [finetune] %(message)s")
+    if args.data_list:
+        rows = [line.split() for line in open(args.data_list, encoding="utf-8") if line.strip()]
+        if any(len(r) != 2 for r in rows):
+            sys.exit(f"finetune: {args.data_list}: every line must be 'name data_dir'")
+        args.names, args.data_dirs = [r[0] for r in rows], [Path(r[1]) for r in rows]
+    if not args.data_dirs:
+        sys.exit("finetune: give --data_dirs or --data_list")
     names = args.names or [d.name for d in args.data_dirs]
     if len(names) != len(args.data_dirs):
         sys.exit("finetune: --names must give one name per data dir")
@@ -138,6 +147,9 @@ def main(argv=None) -> int:
             quantize_model(requant, base.quant_config)
             save_quantized(requant, base.quant_config, out / PACKED_MODEL_NAME)
             copy_config_with_files(spec.config, out)
+            # quant.yaml marks a packed model directory, as espnet_p4q.bin.quantize writes it
+            (out / "quant.yaml").write_text(yaml.safe_dump(base.quant_config.to_dict(), sort_keys=False),
+                                            encoding="utf-8")
         summary.update({
             "name": name, "data_dir": str(data_dir), "mode": args.mode, "base": args.base,
             "labels": str(text_file) if text_file else "reference",

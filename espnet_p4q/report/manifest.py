@@ -69,9 +69,11 @@ def _system(obj, where: str, root: Path) -> SystemSpec:
     label = field(obj, "label", "str", where, default=name) or name
     decode_dir = field(obj, "decode_dir", "str", where)
     files = field(obj, "model_files", "list", where)
-    if not files or not all(isinstance(f, str) and f for f in files):
-        raise ReportError(f"{where}: 'model_files' must be a non-empty list of paths")
     speaker_dir = field(obj, "speaker_dir", "str", where, default=None, nullable=True)
+    # a system made only of per-speaker models (full fine-tuning) needs no shared file
+    if (not files and not speaker_dir) or not all(isinstance(f, str) and f for f in files):
+        raise ReportError(f"{where}: 'model_files' must be a list of paths, non-empty unless "
+                          "the system has a speaker_dir")
     return SystemSpec(name, label, resolve(root, decode_dir),
                       tuple(resolve(root, f) for f in files),
                       resolve(root, speaker_dir) if speaker_dir else None)

@@ -40,8 +40,12 @@ def _referenced_files(cfg: Dict[str, Any]):
 
 
 def copy_config_with_files(config_path: Path, out_dir: Path) -> Path:
-    """Copy an espnet2 config into ``out_dir`` with the files it references, paths made local."""
-    cfg = read_train_config(config_path)
+    """Copy an espnet2 config into ``out_dir`` with the files it references, paths made local.
+
+    References may be relative to the working directory (as asr_train writes them) or to the
+    config's own directory (as in configs this module wrote).
+    """
+    cfg = resolved_config(Path(config_path))
     for setter, ref in _referenced_files(cfg):
         src = Path(ref)
         if not src.is_file():

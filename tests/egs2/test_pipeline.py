@@ -19,6 +19,7 @@ which a second conftest module would shadow.)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -292,6 +293,26 @@ def test_ci_pipeline_end_to_end(ci_recipe, tmp_path):
     for s in test_sets + ["overall_sa_tune", "overall_sa_eval"]:
         assert f"|{s}|" in results_md
     assert "decode_fp32" in results_md
+
+    # Stages 6-8 and 11: NF4 base, pretrained LoRA, per-speaker systems, the P4Q comparison.
+    size = json.loads((exp / "nf4" / "size.json").read_text())
+    assert size["ratio"] > 1 and (exp / "nf4" / "model.pth").stat().st_size == size["quantized_bytes"]
+    assert (exp / "lora_pretrain" / "pretrain" / "adapter.pth").is_file()
+    for system, part in (("p4q", "adapter.pth"), ("lora_scratch_nf4", "adapter.pth"),
+                         ("fft_fp32", "model.pth"), ("fft_nf4", "model.pth")):
+        for spk in tune + evals:
+            assert (exp / f"adapt_{system}" / spk / part).exists(), (system, spk)
+            assert json.loads((exp / f"adapt_{system}" / spk / "train.json").read_text())["steps"] > 0
+    per_speaker = ("p4q", "lora_scratch_nf4", "fft_nf4", "fft_fp32")
+    for system in ("nf4", "lora_pretrain_nf4") + per_speaker:
+        for s in test_sets:
+            if system in per_speaker and s == "dev":  # they serve the held-out speakers only
+                assert not (exp / f"decode_{system}" / s).exists(), system
+                continue
+            assert read_ids(exp / f"decode_{system}" / s / "text") == read_ids(data / s / "text"), (system, s)
+    assert "MAPSSWE" in results_md and "(P4Q)" in results_md
+    numbers = json.loads((exp / "compare" / "RESULTS.json").read_text())
+    assert numbers
     assert not list(recipe.glob("RESULTS.tmp*"))
     assert not list((recipe / "exp").rglob("*.tmp")), "temporary outputs left behind"
 
@@ -317,7 +338,8 @@ def test_ci_pipeline_end_to_end(ci_recipe, tmp_path):
 
     # 5. Import the trained model as a pretrained one (stages 3-4 skipped) and decode with it.
     res = r.run("--pretrained_model", f"exp/{EXP_NAME}", "--asr_tag", "imported",
-                "--test_sets", "dev", "--inference_nj", "1", "--stage", "3")
+                "--test_sets", "dev", "--inference_nj", "1", "--stage", "3", "--stop_stage", "10",
+                "--systems", "fp32")
     out = res.stdout + res.stderr
     assert res.returncode == 0, out[-4000:]
     assert "Stage 3: skipped" in out and "Stage 4: skipped" in out
@@ -351,9 +373,9 @@ def test_help(ci_recipe):
     res = subprocess.run(["./run.sh", "--help"], cwd=ci_recipe.recipe, env=pipeline_env(),
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
-    for s in ("--stage=", "--stop_stage=", "--nbpe=150", "--train_config=conf/train.yaml",
-              "--pretrained_model=", "--systems=fp32", "data ", "validate", "tokens", "stats",
-              "train ", "decode", "score"):
+    for s in ("--stage=", "--stop_stage=", "--nbpe=158", "--train_config=conf/train.yaml",
+              "--pretrained_model=", "--systems=", "data ", "validate", "tokens", "stats",
+              "train ", "quantize", "lora_pretrain", "adapt", "decode", "score", "compare"):
         assert s in res.stdout, s
     bad = subprocess.run(["./run.sh", "--no_such_option", "1"], cwd=ci_recipe.recipe,
                          env=pipeline_env(), capture_output=True, text=True, timeout=60)

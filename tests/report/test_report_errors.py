@@ -73,7 +73,7 @@ def test_malformed_manifests(run_dir):
     assert "'speakers' must be one of" in manifest_error(run_dir, dict(MANIFEST, speakers="all"))
     assert "used more than once" in manifest_error(
         run_dir, dict(MANIFEST, systems=MANIFEST["systems"] + [MANIFEST["systems"][0]]))
-    assert "'model_files' must be a non-empty list" in manifest_error(
+    assert "'model_files' must be a list of paths, non-empty unless" in manifest_error(
         run_dir, dict(MANIFEST, systems=[dict(MANIFEST["systems"][0], model_files=[])]))
     assert "field 'speaker_dir' must be str or null" in manifest_error(
         run_dir, dict(MANIFEST, systems=[dict(MANIFEST["systems"][0], speaker_dir=3)]))

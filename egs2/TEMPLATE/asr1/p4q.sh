@@ -88,6 +88,17 @@ opt inference_asr_model valid.acc.ave.pth "espnet2 model file that becomes exp/a
 opt pretrained_model "" "directory of a trained ESPnet model (config.yaml + .pth, or an unpacked pack with meta.yaml): stage 5 imports it instead of training, stages 3-4 are skipped"
 opt pretrained_model_file "" "model file inside --pretrained_model when it holds several"
 
+section "P4Q (stages 6-8, 11)"
+opt quant_conf "\$p4q_root/conf/quant/nf4.yaml" "NF4 quantisation targets and block size (stage 6)"
+opt lora_conf "\$p4q_root/conf/lora/rank4.yaml" "LoRA rank, alpha and targets of the pretrained and per-speaker adapters"
+opt lora_pretrain_config conf/lora_pretrain.yaml "optimisation of LoRA pretraining on --train_set (stage 7)"
+opt adapt_lora_config conf/adapt_lora.yaml "optimisation of per-speaker LoRA from the pretrained adapter (P4Q, stage 8)"
+opt adapt_scratch_config conf/adapt_lora_scratch.yaml "optimisation of per-speaker LoRA from random initialisation (stage 8)"
+opt adapt_fft_config conf/adapt_fft.yaml "optimisation of per-speaker full fine-tuning (stage 8)"
+opt n_adapt 0 "adaptation utterances per speaker: the first N of data/<spk>_adapt (0: all of it)"
+opt adapt_systems "p4q lora_scratch_nf4 fft_fp32 fft_nf4" "per-speaker systems trained by stage 8 (add p4q_unsup for adaptation on the model's own 1-best)"
+opt adapt_nj 2 "parallel adaptation jobs (speakers are spread over them; one process per job)"
+
 section Decoding
 opt systems fp32 "systems decoded and scored by stages 9-10 (space separated; fp32 is the base model)"
 opt inference_config conf/decode.yaml "espnet2 decoding config (beam_size, ctc_weight, ...)"
@@ -106,8 +117,12 @@ add_stage 2 validate "check every data dir under data/ (espnet_p4q.bin.validate_
 add_stage 3 tokens "sentencepiece model and ESPnet token list -> data/token_list/<type>/"
 add_stage 4 stats "espnet2 collect_stats: feature mean/variance and shape files -> exp/asr_stats_*/"
 add_stage 5 train "train the base AED with espnet2, or import --pretrained_model -> exp/asr_<tag>/{config.yaml,base.pth}"
+add_stage 6 quantize "NF4-quantise the base (packed 4-bit) -> exp/asr_<tag>/nf4/{model.pth,size.json}"
+add_stage 7 lora_pretrain "LoRA on the frozen NF4 base, trained on --train_set -> exp/asr_<tag>/lora_pretrain/pretrain/adapter.pth"
+add_stage 8 adapt "per-speaker adaptation of --adapt_systems on data/<spk>_adapt -> exp/asr_<tag>/adapt_<system>/<spk>/"
 add_stage 9 decode "decode every test set with each of --systems -> exp/asr_<tag>/decode_<system>/<set>/text"
 add_stage 10 score "WER per set and pooled over the sa_tune / sa_eval speakers -> .../score_wer/result.txt; RESULTS.md"
+add_stage 11 compare "P4Q comparison of --systems on the evaluation speakers (WER, sizes, MAPSSWE) -> RESULTS.md"
 
 usage() {
   local s o n prev=""
@@ -121,7 +136,6 @@ EOF
     printf '  %3s  %-9s %s\n' "$s" "${_stage_name[$s]}" "${_stage_desc[$s]}"
   done
   cat <<EOF
-  (6-8 are reserved for NF4 quantisation, LoRA pretraining and per-speaker adaptation.)
 
 Options (--name value or --name=value), shown with their current values (defaults, changed by the
 options given before --help, e.g. by run.sh):
@@ -156,6 +170,11 @@ parse_options_names=("${_opt_order[@]}")
 if [ $# -gt 0 ]; then
   die "unexpected argument: $1 (see $0 --help)"
 fi
+
+# The project root (conf/quant, conf/lora live there); recipes are egs2/<corpus>/asr1.
+p4q_root=$(cd "$p4q_dir/../../.." && pwd)
+quant_conf=${quant_conf//\$p4q_root/$p4q_root}
+lora_conf=${lora_conf//\$p4q_root/$p4q_root}
 
 # Job backend: cmd.sh sets train_cmd, cuda_cmd, decode_cmd from $cmd_backend.
 train_cmd="$utils/run_local.sh"
@@ -301,9 +320,11 @@ need_file() {
 }
 
 # ------------------------------------------------------------------------------------------------
-# Systems decoded by stages 9-10: register_system NAME CONFIG MODEL [ADAPTER_DIR] [DECODER]
+# Systems decoded by stages 9-10: register_system NAME CONFIG MODEL [PER_SPEAKER] [DECODER]
 # DECODER is 'espnet2' (espnet2.bin.asr_inference: plain ESPnet models) or 'p4q'
-# (python -m espnet_p4q.bin.decode: quantised bases and/or per-speaker adapters; see decode_job_cmd).
+# (python -m espnet_p4q.bin.decode: packed bases and/or per-speaker parts; see decode_job_cmd).
+# PER_SPEAKER is empty, adapter:FILE (one adapter for all), adapters:DIR (DIR/<spk>/adapter.pth)
+# or models:DIR (DIR/<spk>/ holds that speaker's fully fine-tuned model).
 declare -A sys_config=() sys_model=() sys_adapter=() sys_decoder=()
 register_system() {
   sys_config[$1]=$2
@@ -312,6 +333,22 @@ register_system() {
   sys_decoder[$1]=${5:-espnet2}
 }
 register_system fp32 "$asr_exp/config.yaml" "$asr_exp/base.pth"
+nf4_dir=$asr_exp/nf4
+pretrained_adapter=$asr_exp/lora_pretrain/pretrain/adapter.pth
+register_system nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "" p4q
+register_system lora_pretrain_nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapter:$pretrained_adapter" p4q
+register_system p4q "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$asr_exp/adapt_p4q" p4q
+register_system p4q_unsup "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$asr_exp/adapt_p4q_unsup" p4q
+register_system lora_scratch_nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$asr_exp/adapt_lora_scratch_nf4" p4q
+register_system fft_nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "models:$asr_exp/adapt_fft_nf4" p4q
+register_system fft_fp32 "$asr_exp/config.yaml" "$asr_exp/base.pth" "models:$asr_exp/adapt_fft_fp32" p4q
+declare -A sys_label=(
+  [fp32]="FP32 base, no adaptation" [nf4]="NF4 base, no adaptation"
+  [lora_pretrain_nf4]="LoRA-pretrain-NF4, no adaptation" [p4q]="LoRA-pretrain-NF4 + adaptation (P4Q)"
+  [p4q_unsup]="P4Q, unsupervised (own 1-best labels)" [lora_scratch_nf4]="LoRA-scratch-NF4 per speaker"
+  [fft_nf4]="FFT-NF4 per speaker (re-quantised)" [fft_fp32]="FFT-FP32 per speaker"
+)
+per_speaker_path() { echo "${sys_adapter[$1]#*:}"; }
 
 # ------------------------------------------------------------------------------------------------
 stage_data() {
@@ -587,23 +624,103 @@ stage_train() {
 }
 
 # ------------------------------------------------------------------------------------------------
-# Stages 6-8 (NF4 quantisation, LoRA pretraining, per-speaker adaptation) go here. Pattern:
-#
-#   add_stage 6 quantize "NF4-quantise the base -> exp/asr_<tag>/nf4/"      (next to the others)
-#   stage_quantize() {
-#     local dir=$asr_exp/nf4 sig
-#     sig=$(signature "$(file_hash "$asr_exp/base.pth" "$asr_exp/config.yaml")" <options...>)
-#     if is_done "$dir/.done" "$sig"; then log "Stage 6: ... already done"; return; fi
-#     log "Stage 6: ...; log: $dir/quantize.log"
-#     rm -rf "$dir.tmp"
-#     $train_cmd "$dir.tmp.log" "$python" -m espnet_p4q.bin.quantize ... --output_dir "$dir.tmp"
-#     mark_done "$dir.tmp/.done" "$sig"; replace_dir "$dir.tmp" "$dir"
-#   }
-#   register_system nf4 "$asr_exp/nf4/config.yaml" "$asr_exp/nf4/model.pth" "" p4q
-#   register_system nf4_lora "$asr_exp/nf4/config.yaml" "$asr_exp/nf4/model.pth" "$asr_exp/nf4_lora/adapters" p4q
-#
-# Per-speaker work over many speakers in few processes: pyscripts/decode_jobs.py split --nj N
-# data/<spk>_adapt ... gives each job JOB whole data dirs in LOGDIR/sets.JOB.
+# Stages 6-8: NF4 quantisation, LoRA pretraining, per-speaker adaptation (espnet_p4q).
+stage_quantize() {
+  local dir=$nf4_dir sig
+  need_file "$asr_exp/base.pth" "$asr_exp/config.yaml" "$quant_conf"
+  sig=$(signature "$(file_hash "$asr_exp/base.pth" "$asr_exp/config.yaml" "$quant_conf")")
+  if is_done "$dir/.done" "$sig"; then
+    log "Stage 6: NF4 model already made ($dir); skipping"
+    return
+  fi
+  log "Stage 6: NF4-quantising $asr_exp/base.pth with $quant_conf -> $dir; log: $asr_exp/quantize.log"
+  rm -rf "$dir.tmp"
+  run_logged "$asr_exp/quantize.log" "$python" -m espnet_p4q.bin.quantize \
+    --asr_train_config "$asr_exp/config.yaml" --asr_model_file "$asr_exp/base.pth" \
+    --quant_conf "$quant_conf" --output_dir "$dir.tmp"
+  mark_done "$dir.tmp/.done" "$sig"
+  replace_dir "$dir.tmp" "$dir"
+  log "Stage 6: $(grep -m1 'FP32' "$asr_exp/quantize.log" | sed 's/.*INFO //')"
+}
+
+stage_lora_pretrain() {
+  local out=$asr_exp/lora_pretrain sig logf=$asr_exp/lora_pretrain.log
+  need_file "$nf4_dir/.done" "$lora_conf" "$lora_pretrain_config" "data/$train_set/text"
+  sig=$(signature "$(file_hash "$nf4_dir/model.pth" "$lora_conf" "$lora_pretrain_config" \
+    "data/$train_set/text" "data/$train_set/wav.scp")")
+  if is_done "$out/.done" "$sig"; then
+    log "Stage 7: pretrained LoRA already made ($out); skipping"
+    return
+  fi
+  log "Stage 7: LoRA pretraining on data/$train_set over the frozen NF4 base -> $out; log: $logf"
+  rm -rf "$out.tmp"
+  # shellcheck disable=SC2086
+  $cuda_cmd --gpu "$ngpu" "$logf" "$python" -m espnet_p4q.bin.finetune --base "nf4:$nf4_dir" \
+    --mode lora --lora_conf "$lora_conf" --train_conf "$lora_pretrain_config" --ngpu "$ngpu" \
+    --data_dirs "data/$train_set" --names pretrain --output_dir "$out.tmp"
+  mark_done "$out.tmp/.done" "$sig"
+  replace_dir "$out.tmp" "$out"
+}
+
+adapt_args() {  # SYSTEM -> finetune options of that system, one word a line
+  case $1 in
+    p4q) printf '%s\n' --base "nf4:$nf4_dir" --mode lora --lora_conf "$lora_conf" \
+           --init_adapter "$pretrained_adapter" --train_conf "$adapt_lora_config" ;;
+    p4q_unsup) printf '%s\n' --base "nf4:$nf4_dir" --mode lora --lora_conf "$lora_conf" \
+           --init_adapter "$pretrained_adapter" --train_conf "$adapt_lora_config" \
+           --text_dir "$asr_exp/decode_lora_pretrain_nf4" ;;
+    lora_scratch_nf4) printf '%s\n' --base "nf4:$nf4_dir" --mode lora --lora_conf "$lora_conf" \
+           --train_conf "$adapt_scratch_config" ;;
+    fft_nf4) printf '%s\n' --base "nf4:$nf4_dir" --mode full --train_conf "$adapt_fft_config" ;;
+    fft_fp32) printf '%s\n' --base "fp32:$asr_exp/config.yaml,$asr_exp/base.pth" --mode full \
+           --train_conf "$adapt_fft_config" ;;
+    *) die "unknown adaptation system '$1' (p4q p4q_unsup lora_scratch_nf4 fft_nf4 fft_fp32)" ;;
+  esac
+}
+
+stage_adapt() {
+  local spks sys out sig words=() s j n files=()
+  spks=$(read_list "$sa_tune_list"; read_list "$sa_eval_list")
+  [ -n "$spks" ] || die "no speakers in $sa_tune_list / $sa_eval_list"
+  for s in $spks; do files+=("data/${s}_adapt/text" "data/${s}_adapt/wav.scp"); done
+  for sys in $adapt_systems; do
+    out=$asr_exp/adapt_$sys
+    mapfile -t words < <(adapt_args "$sys")
+    if [ "$sys" = p4q_unsup ]; then  # labels: the pretrained-LoRA model's 1-best on the adapt sets
+      # shellcheck disable=SC2046
+      decode_system lora_pretrain_nf4 $(for s in $spks; do echo "${s}_adapt"; done)
+    fi
+    local conf_files=()
+    for j in "${words[@]}"; do [ -f "$j" ] && conf_files+=("$j"); done
+    sig=$(signature "${words[*]}" "$n_adapt" "$spks" "$(file_hash "${files[@]}" "${conf_files[@]}")" \
+      "$( [ -f "$nf4_dir/model.pth" ] && file_hash "$nf4_dir/model.pth")")
+    if is_done "$out/.done" "$sig"; then
+      log "Stage 8: $sys: every speaker already adapted ($out); skipping"
+      continue
+    fi
+    if [ -f "$out/.started" ] && [ "$(head -n 1 "$out/.started")" != "$sig" ]; then
+      rm -rf "$out"  # made from other inputs: start again
+    fi
+    mkdir -p "$out/logdir"
+    mark_done "$out/.started" "$sig"
+    n=$adapt_nj
+    [ "$n" -le "$(echo "$spks" | wc -w)" ] || n=$(echo "$spks" | wc -w)
+    j=0
+    rm -f "$out"/logdir/speakers.*
+    for s in $spks; do  # round robin: speakers to jobs
+      echo "$s data/${s}_adapt" >> "$out/logdir/speakers.$(( j % n + 1 ))"
+      j=$((j + 1))
+    done
+    local what="all their adapt utterances" n_opts=()
+    if [ "$n_adapt" -gt 0 ]; then what="their first $n_adapt adapt utterances"; n_opts=(--n_utts "$n_adapt"); fi
+    log "Stage 8: $sys: adapting $(echo "$spks" | wc -w) speakers on $what in $n job(s) -> $out; log: $out/logdir/adapt.*.log"
+    $cuda_cmd --gpu "$ngpu" JOB=1:"$n" "$out/logdir/adapt.JOB.log" "$python" -m espnet_p4q.bin.finetune \
+      "${words[@]}" --ngpu "$ngpu" "${n_opts[@]}" --data_list "$out/logdir/speakers.JOB" --output_dir "$out"
+    for s in $spks; do need_file "$out/$s/train.json"; done
+    mark_done "$out/.done" "$sig"
+    log "Stage 8: $sys: mean wall time per speaker $("$python" -c 'import json,sys; v=[json.load(open(f))["wall_seconds"] for f in sys.argv[1:]]; print(f"{sum(v)/len(v):.1f} s")' "$out"/*/train.json)"
+  done
+}
 
 # decode_job_cmd SYSTEM LOGDIR NGPU: print (one word a line) the command of decoding job JOB.
 # Job JOB reads LOGDIR/wav.JOB.scp (its utterances, from several sets), LOGDIR/utt2spk.JOB and
@@ -618,11 +735,16 @@ decode_job_cmd() {
         --asr_train_config "${sys_config[$name]}" --asr_model_file "${sys_model[$name]}" \
         --config "$inference_config" --output_dir "$logdir/output.JOB" ;;
     p4q)
-      # Contract for espnet_p4q.bin.decode (stages 6-8): same inputs and output layout as above,
-      # plus the speaker of each utterance to pick its adapter from ADAPTER_DIR.
-      local adapter_opts=()
-      [ -n "${sys_adapter[$name]}" ] &&
-        adapter_opts=(--adapter_dir "${sys_adapter[$name]}" --utt2spk "$logdir/utt2spk.JOB")
+      # espnet_p4q.bin.decode: same inputs and output layout as above, plus the speaker of each
+      # utterance to swap in its adapter or model.
+      local adapter_opts=() per=${sys_adapter[$name]}
+      case $per in
+        adapter:*) adapter_opts=(--adapter "${per#*:}") ;;
+        adapters:*) adapter_opts=(--adapter_dir "${per#*:}" --utt2spk "$logdir/utt2spk.JOB") ;;
+        models:*) adapter_opts=(--model_dir "${per#*:}" --utt2spk "$logdir/utt2spk.JOB") ;;
+        "") ;;
+        *) die "system $name: bad per-speaker part '$per'" ;;
+      esac
       printf '%s\n' "$python" -m espnet_p4q.bin.decode --ngpu "$ngpu_" \
         --data_path_and_name_and_type "$logdir/wav.JOB.scp,speech,sound" \
         --asr_train_config "${sys_config[$name]}" --asr_model_file "${sys_model[$name]}" \
@@ -636,7 +758,7 @@ decode_system() {
   shift
   [ -n "${sys_config[$name]:-}" ] || die "unknown system '$name' (registered: ${!sys_config[*]})"
   need_file "${sys_config[$name]}" "${sys_model[$name]}" "$inference_config"
-  [ -z "${sys_adapter[$name]}" ] || need_file "${sys_adapter[$name]}"
+  [ -z "${sys_adapter[$name]}" ] || need_file "$(per_speaker_path "$name")"
   case ${sys_decoder[$name]} in
     espnet2) [ -z "${sys_adapter[$name]}" ] || die "system $name: espnet2's decoder takes no adapters" ;;
     p4q) ;;
@@ -644,7 +766,7 @@ decode_system() {
   esac
   local dir=$asr_exp/decode_$name sig s todo=() dirs=() n cmd_words
   sig=$(signature "${sys_decoder[$name]}" "$(file_hash "${sys_config[$name]}" "${sys_model[$name]}" "$inference_config")" \
-    "$( [ -z "${sys_adapter[$name]}" ] || dir_hash "${sys_adapter[$name]}")" "$inference_args")
+    "$( [ -z "${sys_adapter[$name]}" ] || dir_hash "$(per_speaker_path "$name")")" "$inference_args")
   for s in "$@"; do
     need_file "data/$s/wav.scp"
     if is_done "$dir/$s/.done" "$(signature "$sig" "$(file_hash "data/$s/wav.scp")")"; then
@@ -671,12 +793,26 @@ decode_system() {
   done
 }
 
+# sets_of_system NAME: the test sets system NAME decodes. A system with per-speaker parts
+# (adapters:DIR, models:DIR) only serves the held-out speakers, so it decodes their <spk>_test sets.
+sets_of_system() {
+  local s spk sa_sets
+  case ${sys_adapter[$1]:-} in
+    adapters:*|models:*)
+      sa_sets=" $(for spk in $(read_list "$sa_tune_list"; read_list "$sa_eval_list"); do echo "${spk}_test"; done | tr '\n' ' ') "
+      for s in $(resolve_test_sets); do
+        if [[ "$sa_sets" == *" $s "* ]]; then echo "$s"; fi
+      done ;;
+    *) resolve_test_sets ;;
+  esac
+}
+
 stage_decode() {
-  local sets sys
-  sets=$(resolve_test_sets)
+  local sys
   for sys in $systems; do
-    # shellcheck disable=SC2086
-    decode_system "$sys" $sets
+    [ -n "${sys_config[$sys]:-}" ] || die "unknown system '$sys' (registered: ${!sys_config[*]})"
+    # shellcheck disable=SC2046
+    decode_system "$sys" $(sets_of_system "$sys")
   done
 }
 
@@ -715,9 +851,9 @@ stage_score() {
   "$python" -c "import espnet_p4q.bin.score" 2>/dev/null ||
     die "python -m espnet_p4q.bin.score is not importable (the scorer of the espnet_p4q package)"
   local sets sys s dir group spks list sets_of_group
-  sets=$(resolve_test_sets)
   for sys in $systems; do
     dir=$asr_exp/decode_$sys
+    sets=$(sets_of_system "$sys" | tr '\n' ' ')
     for s in $sets; do
       need_file "$dir/$s/text" "data/$s/text"
       queue_score "$dir" "$s" "data/$s/text" "$dir/$s/text"
@@ -753,8 +889,61 @@ stage_score() {
   local args=()
   for s in "${info[@]}"; do args+=(--info "$s"); done
   run_logged "$expdir/results.log" "$python" "$pyscripts/make_results.py" --exp_dir "$expdir" \
-    --output RESULTS.md "${args[@]}"
-  log "Stage 10: RESULTS.md written"
+    --output "$expdir/RESULTS.sets.md" "${args[@]}"
+  # RESULTS.md = these tables (stage 10), with stage 11's comparison on top when it runs
+  if [ ! -f RESULTS.md ] || [ "$expdir/RESULTS.sets.md" -nt RESULTS.md ]; then
+    cp -f "$expdir/RESULTS.sets.md" RESULTS.md.tmp
+    mv -f RESULTS.md.tmp RESULTS.md
+    log "Stage 10: RESULTS.md written"
+  fi
+}
+
+# Stage 11: the P4Q comparison table (espnet_p4q.bin.make_p4q_results) on top of RESULTS.md.
+stage_compare() {
+  local dir=$asr_exp/compare sys first=true per spk_dir model_files label
+  mkdir -p "$dir"
+  [[ " $systems " == *" fp32 "* ]] && [[ " $systems " == *" nf4 "* ]] ||
+    die "stage 11 compares against fp32 and nf4: put both in --systems"
+  {
+    echo "{"
+    echo "  \"data_dir\": \"data\", \"speakers\": \"eval\","
+    echo "  \"reference_system\": \"fp32\", \"nf4_system\": \"nf4\","
+    echo "  \"systems\": ["
+    for sys in $systems; do
+      per=${sys_adapter[$sys]:-}
+      spk_dir=null
+      case $per in adapters:*|models:*) spk_dir="\"${per#*:}\"" ;; esac
+      case $per in
+        models:*) model_files="" ;;
+        adapter:*) model_files="\"${sys_model[$sys]}\", \"${per#*:}\"" ;;
+        *) model_files="\"${sys_model[$sys]}\"" ;;
+      esac
+      label=${sys_label[$sys]:-$sys}
+      $first || echo ","
+      first=false
+      printf '    {"name": "%s", "label": "%s", "decode_dir": "%s", "model_files": [%s], "speaker_dir": %s}' \
+        "$sys" "$label" "$asr_exp/decode_$sys" "$model_files" "$spk_dir"
+    done
+    echo
+    echo "  ]"
+    echo "}"
+  } > "$dir/systems.json"
+  local texts=() sig
+  for sys in $systems; do texts+=("$asr_exp/decode_$sys"/*/text); done
+  sig=$(signature "$(file_hash "$dir/systems.json" "$expdir/RESULTS.sets.md" "$sa_eval_list" "${texts[@]}")")
+  if is_done "$dir/.done" "$sig" && [ -f RESULTS.md ]; then
+    log "Stage 11: comparison already made ($dir/RESULTS.md); skipping"
+    return
+  fi
+  log "Stage 11: comparing ${systems} on the speakers of $sa_eval_list; log: $dir/compare.log"
+  run_logged "$dir/compare.log" "$python" -m espnet_p4q.bin.make_p4q_results \
+    --manifest "$dir/systems.json" --output "$dir/RESULTS.md" \
+    --title "P4Q comparison: $(basename "$(dirname "$PWD")")"
+  need_file "$dir/RESULTS.md" "$expdir/RESULTS.sets.md"
+  { cat "$dir/RESULTS.md"; echo; echo "---"; echo; cat "$expdir/RESULTS.sets.md"; } > RESULTS.md.tmp
+  mv -f RESULTS.md.tmp RESULTS.md
+  mark_done "$dir/.done" "$sig"
+  log "Stage 11: RESULTS.md written ($dir/RESULTS.json holds the numbers)"
 }
 
 # ------------------------------------------------------------------------------------------------

@@ -14,8 +14,8 @@ set -euo pipefail
   --valid_set dev \
   --token_type bpe \
   --bpemode unigram \
-  --nbpe 150 \
+  --nbpe 158 \
   --train_config conf/train.yaml \
   --inference_config conf/decode.yaml \
-  --systems fp32 \
+  --systems "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32" \
   "$@"

@@ -128,6 +128,26 @@ def cmd_merge(args: argparse.Namespace) -> None:
             print(f"decode_jobs.py: warning: {missing} utterance(s) of {d} have no hypothesis; "
                   "written as empty", file=sys.stderr)
         write_atomic(out / set_name(d) / "text", lines)
+    write_speed(logdir, args.nj, out, args.data_dirs)
+
+
+def write_speed(logdir: Path, nj: int, out: Path, data_dirs) -> None:
+    """<set>/decode.json from the jobs' decode.json (espnet_p4q.bin.decode writes one; espnet2's
+    asr_inference does not): the real-time factor of the jobs that decoded the set."""
+    import json
+
+    for d in data_dirs:
+        audio = seconds = 0.0
+        for j in range(1, nj + 1):
+            info, sets = logdir / f"output.{j}" / "decode.json", logdir / f"sets.{j}"
+            if info.exists() and sets.exists() and d in sets.read_text().split():
+                facts = json.loads(info.read_text())
+                audio += facts["audio_seconds"]
+                seconds += facts["decode_seconds"]
+        if audio > 0:
+            write_atomic(out / set_name(d) / "decode.json", [json.dumps(
+                {"audio_seconds": audio, "decode_seconds": seconds, "rtf": seconds / audio,
+                 "note": "over the decoding jobs that covered this set"}, indent=2) + "\n"])
 
 
 def main(argv=None) -> None:
