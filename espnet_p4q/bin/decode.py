@@ -26,6 +26,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List, Tuple
@@ -109,6 +110,8 @@ def jobs(args) -> List[Tuple[Path, Path, "OrderedDict[str, str]", Dict[str, str]
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s [decode] %(message)s")
+    # espnet2 calls the deprecated torch.cuda.amp.autocast; its warning is only noise in job logs
+    warnings.filterwarnings("ignore", message=".*autocast.*", category=FutureWarning)
     per_speaker = args.adapter_dir or args.model_dir
     if per_speaker and args.data_path_and_name_and_type and not args.utt2spk:
         raise SystemExit("decode: per-speaker models need --utt2spk")

@@ -26,6 +26,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import yaml
@@ -57,6 +58,8 @@ def get_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s [finetune] %(message)s")
+    # espnet2 calls the deprecated torch.cuda.amp.autocast; its warning is only noise in job logs
+    warnings.filterwarnings("ignore", message=".*autocast.*", category=FutureWarning)
     if args.data_list:
         rows = [line.split() for line in open(args.data_list, encoding="utf-8") if line.strip()]
         if any(len(r) != 2 for r in rows):

@@ -19,6 +19,8 @@ import torch
 
 from espnet_p4q.train.data import UtteranceSet
 
+PROGRESS_EVERY = 50  # steps between progress lines within long epochs (LoRA pretraining)
+
 
 @dataclass
 class TrainConfig:
@@ -75,6 +77,10 @@ def train(model: torch.nn.Module, data: UtteranceSet, cfg: TrainConfig, log_pref
             sched.step()
             step += 1
             epoch_losses.append(float(loss.detach()))
+            if steps_per_epoch >= 2 * PROGRESS_EVERY and len(epoch_losses) % PROGRESS_EVERY == 0:
+                logging.info("%sepoch %d/%d: step %d/%d, loss %.3f (%.1f s)", log_prefix, epoch,
+                             cfg.epochs, len(epoch_losses), steps_per_epoch,
+                             sum(epoch_losses[-PROGRESS_EVERY:]) / PROGRESS_EVERY, time.perf_counter() - t0)
         losses.append(sum(epoch_losses) / len(epoch_losses))
         logging.info("%sepoch %d/%d: loss %.3f (%d steps, %.1f s)", log_prefix, epoch, cfg.epochs,
                      losses[-1], step, time.perf_counter() - t0)

@@ -9,6 +9,8 @@ import torch
 import yaml
 
 from espnet_p4q.bin import quantize
+from espnet_p4q.lora.config import LoRAConfig
+from espnet_p4q.lora.inject import count_parameters, inject_lora
 from espnet_p4q.quant.layers import is_packed
 from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml, load_quantized_asr_model
 
@@ -46,8 +48,9 @@ def test_cli_help_and_missing_file(tmp_path):
 
 
 def test_default_conformer_file_ratio_at_least_6_5(tmp_path):
-    """The recipe's default Conformer AED, quantised with conf/quant/nf4.yaml, shrinks >= 6.5x."""
-    tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(125)] + ["<sos/eos>"]
+    """The recipe's default Conformer AED, quantised with conf/quant/nf4.yaml, shrinks >= 6.5x;
+    the rank-4 LoRA of conf/lora/rank4.yaml on it is at most 1% of the base's parameters."""
+    tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(155)] + ["<sos/eos>"]  # --nbpe 158
     train = yaml.safe_load(open(DEFAULT_TRAIN_CONFIG))
     config = espnet_config_from_train_yaml(
         DEFAULT_TRAIN_CONFIG, tokens, tmp_path / "config.yaml",
@@ -62,3 +65,7 @@ def test_default_conformer_file_ratio_at_least_6_5(tmp_path):
     size = json.loads((out / "size.json").read_text())
     assert size["ratio"] >= 6.5, size["ratio"]
     assert size["weights_memory_ratio"] >= 6.0
+    packed, _, _ = load_quantized_asr_model(out)
+    inject_lora(packed, LoRAConfig.from_yaml("conf/lora/rank4.yaml"))
+    share = count_parameters(packed)["adapter_share"]
+    assert 0 < share <= 0.01, share

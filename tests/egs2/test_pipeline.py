@@ -25,6 +25,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import textwrap
 import time
 from dataclasses import dataclass
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import List
 
 import pytest
+
+from espnet_p4q.lora.adapter_io import read_adapter
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs2" / "synth_sa" / "asr1"
@@ -96,6 +99,11 @@ FAKE_DATA_SH = textwrap.dedent(r'''
 ''').lstrip()
 
 
+def sys_python() -> str:
+    """The interpreter running the tests (the project's venv)."""
+    return sys.executable
+
+
 def pipeline_env() -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = "1"
@@ -119,7 +127,7 @@ class CiRecipe:
         return ["--local_data_opts", self.data_opts,
                 "--train_config", "conf/train_ci.yaml", "--inference_config", "conf/decode_ci.yaml",
                 "--nbpe", "50", "--nj", "2", "--inference_nj", "2", "--num_workers", "0",
-                "--ngpu", "0"]
+                "--ngpu", "0", "--n_adapt", "0", "--pretrained_model", ""]
 
 
 def make_tree(root: Path) -> Path:
@@ -336,8 +344,52 @@ def test_ci_pipeline_end_to_end(ci_recipe, tmp_path):
     assert "collect_stats with" not in out and "training the base model" not in out
     print(f"re-run with everything done: {t_run3:.1f} s")
 
-    # 5. Import the trained model as a pretrained one (stages 3-4 skipped) and decode with it.
-    res = r.run("--pretrained_model", f"exp/{EXP_NAME}", "--asr_tag", "imported",
+    # 4b. The optional sweeps: new points are adapted and decoded, the point of the main run
+    # (rank 4 of conf/lora/rank4.yaml) is reused, RESULTS.md links the plots.
+    res = r.run("--stage", "12", "--stop_stage", "13", "--sweep_n_adapt", "2 4",
+                "--sweep_utts_systems", "p4q", "--sweep_ranks", "1 4")
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:]
+    sweep = exp / "sweep"
+    for kind, xs in (("utts", {"2", "4"}), ("rank", {"1", "4"})):
+        rows = (sweep / f"sweep_{kind}.csv").read_text().splitlines()
+        assert rows[0].startswith("system,x,wer") and {row.split(",")[1] for row in rows[1:]} == xs, rows
+        assert (sweep / f"sweep_{kind}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"sweep_{kind}.png" in (recipe / "RESULTS.md").read_text()
+    for spk in evals:
+        assert (sweep / "adapt_p4q_n2" / spk / "adapter.pth").is_file()
+        assert (sweep / "adapt_p4q_r1" / spk / "adapter.pth").is_file()
+        assert read_ids(exp / "decode_sweep_rank_p4q_r1" / f"{spk}_test" / "text") == \
+            read_ids(data / f"{spk}_test" / "text")
+    assert read_adapter(sweep / "adapt_p4q_r1" / evals[0] / "adapter.pth")["lora_config"]["rank"] == 1
+    assert not (sweep / "adapt_p4q_r4").exists()
+
+    # 4c. Hyperparameters are tuned on the tuning speakers only.
+    tune = [sys_python(), str(REPO / "egs2/TEMPLATE/asr1/pyscripts/tune_adapt.py"), "--exp_dir", f"exp/{EXP_NAME}",
+            "--system", "p4q", "--train_conf", "conf/adapt_lora.yaml", "--lora_conf", str(REPO / "conf/lora/rank4.yaml"),
+            "--grid", "lr=1e-3,3e-3", "epochs=1", "--decode_config", "conf/decode_ci.yaml",
+            "--output_dir", "exp/tune_p4q"]
+    res = subprocess.run(tune, cwd=recipe, env=pipeline_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    table = (recipe / "exp" / "tune_p4q" / "tune.tsv").read_text().splitlines()
+    assert table[0].split("\t")[:3] == ["lr", "epochs", "wer"] and len(table) == 3
+    assert sum(row.endswith("*") for row in table) == 1
+    bad = subprocess.run(tune + ["--tune_list", "data/sa_eval.list"], cwd=recipe, env=pipeline_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "tuning on them is not allowed" in bad.stderr
+
+    # 5. Export the trained model as the default recipe ships its base (espnet2's pack layout,
+    # meta.yaml), import it as a pretrained one (stages 3-4 skipped) and decode with it.
+    res = subprocess.run([sys_python(), str(REPO / "egs2/TEMPLATE/asr1/pyscripts/export_base.py"),
+                          "--exp_dir", f"exp/{EXP_NAME}", "--output_dir", "shipped/base",
+                          "--train_config", "conf/train_ci.yaml", "--command", "./run.sh ..."],
+                         cwd=recipe, env=pipeline_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    shipped = recipe / "shipped" / "base"
+    assert (shipped / "meta.yaml").is_file() and "epoch results" in (shipped / "train_epochs.log").read_text()
+    assert "overall_sa_eval" in (shipped / "scores.txt").read_text()
+    assert json.loads((shipped / "provenance.json").read_text())["corpus_sha256"]["train/text"]
+    res = r.run("--pretrained_model", "shipped/base", "--asr_tag", "imported",
                 "--test_sets", "dev", "--inference_nj", "1", "--stage", "3", "--stop_stage", "10",
                 "--systems", "fp32")
     out = res.stdout + res.stderr

@@ -379,3 +379,25 @@ def test_setup_sh_creates_a_recipe(tmp_path):
     assert res.returncode == 0 and "--train_config=conf/train.yaml" in res.stdout
     assert sh([str(TEMPLATE / "setup.sh"), "egs2/newcorpus/asr1"], cwd=tmp_path).returncode != 0
     assert sh([str(TEMPLATE / "setup.sh"), "elsewhere/x"], cwd=tmp_path).returncode != 0
+
+
+# ---------------------------------------------------------------------------- check_checkpoint.py
+def test_check_checkpoint_repairs_epoch_files_of_a_killed_training(tmp_path):
+    import torch
+
+    state = {"w": torch.arange(4.0)}
+    torch.save({"model": state, "reporter": {"epoch": 3, "stats": {}}, "optimizers": []},
+               tmp_path / "checkpoint.pth")
+    torch.save(state, tmp_path / "1epoch.pth")
+    (tmp_path / "2epoch.pth").write_bytes(b"PK\x03\x04trunc")   # an older epoch, truncated
+    (tmp_path / "3epoch.pth").write_bytes(b"")                  # killed while the trainer wrote it
+    res = sh([sys.executable, str(PYSCRIPTS / "check_checkpoint.py"), str(tmp_path / "checkpoint.pth")])
+    assert res.returncode == 0, res.stderr
+    assert "3epoch.pth: missing or truncated; rewritten" in res.stderr
+    assert torch.equal(torch.load(tmp_path / "3epoch.pth")["w"], state["w"])
+    assert not (tmp_path / "2epoch.pth").exists() and (tmp_path / "1epoch.pth").exists()
+    assert not list(tmp_path.glob("*.tmp"))
+
+    (tmp_path / "checkpoint.pth").write_bytes(b"\x80\x02")      # the checkpoint itself truncated
+    res = sh([sys.executable, str(PYSCRIPTS / "check_checkpoint.py"), str(tmp_path / "checkpoint.pth")])
+    assert res.returncode == 1 and "cannot be loaded" in res.stderr

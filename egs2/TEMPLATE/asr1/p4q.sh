@@ -50,7 +50,7 @@ fi
 
 section General
 opt stage 1 "first stage to run"
-opt stop_stage 100 "last stage to run"
+opt stop_stage 11 "last stage to run (12-13 are the optional sweeps)"
 opt skip_done true "skip work marked done by an earlier run (false: redo every stage in the range)"
 opt expdir exp "directory for models, statistics, decodes and logs"
 opt cmd_backend local "job backend of cmd.sh: local (parallel processes here) or slurm"
@@ -99,6 +99,11 @@ opt n_adapt 0 "adaptation utterances per speaker: the first N of data/<spk>_adap
 opt adapt_systems "p4q lora_scratch_nf4 fft_fp32 fft_nf4" "per-speaker systems trained by stage 8 (add p4q_unsup for adaptation on the model's own 1-best)"
 opt adapt_nj 2 "parallel adaptation jobs (speakers are spread over them; one process per job)"
 
+section "Sweeps (optional stages 12-13, on the evaluation speakers)"
+opt sweep_n_adapt "5 10 20 30 50" "adaptation utterances per speaker swept by stage 12"
+opt sweep_utts_systems "p4q lora_scratch_nf4" "per-speaker LoRA systems swept over --sweep_n_adapt"
+opt sweep_ranks "1 2 4 8" "LoRA ranks swept by stage 13 for P4Q (LoRA pretraining and adaptation at each rank)"
+
 section Decoding
 opt systems fp32 "systems decoded and scored by stages 9-10 (space separated; fp32 is the base model)"
 opt inference_config conf/decode.yaml "espnet2 decoding config (beam_size, ctc_weight, ...)"
@@ -123,6 +128,8 @@ add_stage 8 adapt "per-speaker adaptation of --adapt_systems on data/<spk>_adapt
 add_stage 9 decode "decode every test set with each of --systems -> exp/asr_<tag>/decode_<system>/<set>/text"
 add_stage 10 score "WER per set and pooled over the sa_tune / sa_eval speakers -> .../score_wer/result.txt; RESULTS.md"
 add_stage 11 compare "P4Q comparison of --systems on the evaluation speakers (WER, sizes, MAPSSWE) -> RESULTS.md"
+add_stage 12 sweep_utts "optional: WER against adaptation utterances (--sweep_n_adapt) -> exp/asr_<tag>/sweep/sweep_utts.{csv,png}"
+add_stage 13 sweep_rank "optional: P4Q WER against LoRA rank (--sweep_ranks) -> exp/asr_<tag>/sweep/sweep_rank.{csv,png}"
 
 usage() {
   local s o n prev=""
@@ -643,23 +650,28 @@ stage_quantize() {
   log "Stage 6: $(grep -m1 'FP32' "$asr_exp/quantize.log" | sed 's/.*INFO //')"
 }
 
-stage_lora_pretrain() {
-  local out=$asr_exp/lora_pretrain sig logf=$asr_exp/lora_pretrain.log
+# pretrain_lora OUT LOG [FINETUNE OPTIONS...]: LoRA on the frozen NF4 base over --train_set -> OUT
+pretrain_lora() {
+  local out=$1 logf=$2 sig
+  shift 2
   need_file "$nf4_dir/.done" "$lora_conf" "$lora_pretrain_config" "data/$train_set/text"
   sig=$(signature "$(file_hash "$nf4_dir/model.pth" "$lora_conf" "$lora_pretrain_config" \
-    "data/$train_set/text" "data/$train_set/wav.scp")")
+    "data/$train_set/text" "data/$train_set/wav.scp")" "$*")
   if is_done "$out/.done" "$sig"; then
-    log "Stage 7: pretrained LoRA already made ($out); skipping"
+    log "LoRA pretraining: already made ($out); skipping"
     return
   fi
-  log "Stage 7: LoRA pretraining on data/$train_set over the frozen NF4 base -> $out; log: $logf"
+  log "LoRA pretraining on data/$train_set over the frozen NF4 base${*:+ ($*)} -> $out; log: $logf"
   rm -rf "$out.tmp"
-  # shellcheck disable=SC2086
   $cuda_cmd --gpu "$ngpu" "$logf" "$python" -m espnet_p4q.bin.finetune --base "nf4:$nf4_dir" \
     --mode lora --lora_conf "$lora_conf" --train_conf "$lora_pretrain_config" --ngpu "$ngpu" \
-    --data_dirs "data/$train_set" --names pretrain --output_dir "$out.tmp"
+    --data_dirs "data/$train_set" --names pretrain --output_dir "$out.tmp" "$@"
   mark_done "$out.tmp/.done" "$sig"
   replace_dir "$out.tmp" "$out"
+}
+
+stage_lora_pretrain() {
+  pretrain_lora "$asr_exp/lora_pretrain" "$asr_exp/lora_pretrain.log"
 }
 
 adapt_args() {  # SYSTEM -> finetune options of that system, one word a line
@@ -678,47 +690,55 @@ adapt_args() {  # SYSTEM -> finetune options of that system, one word a line
   esac
 }
 
+# adapt_speakers SYSTEM OUT N "SPEAKERS" [FINETUNE OPTIONS...]: adapt every speaker with the
+# options of SYSTEM (adapt_args, then the extra ones) on the first N utterances of data/<spk>_adapt
+# (0: all) -> OUT/<spk>/, in up to --adapt_nj jobs; finished speakers are kept on a re-run.
+adapt_speakers() {
+  local sys=$1 out=$2 nutt=$3 spks=$4
+  shift 4
+  local words=() s j n sig files=() conf_files=() n_opts=() what="all their adapt utterances"
+  for s in $spks; do files+=("data/${s}_adapt/text" "data/${s}_adapt/wav.scp"); done
+  mapfile -t words < <(adapt_args "$sys")
+  words+=("$@")
+  for j in "${words[@]}"; do [ -f "$j" ] && conf_files+=("$j"); done
+  sig=$(signature "${words[*]}" "$nutt" "$spks" "$(file_hash "${files[@]}" "${conf_files[@]}")" \
+    "$( [ -f "$nf4_dir/model.pth" ] && file_hash "$nf4_dir/model.pth")")
+  if is_done "$out/.done" "$sig"; then
+    log "$sys: every speaker already adapted ($out); skipping"
+    return
+  fi
+  if [ -f "$out/.started" ] && [ "$(head -n 1 "$out/.started")" != "$sig" ]; then
+    rm -rf "$out"  # made from other inputs: start again
+  fi
+  mkdir -p "$out/logdir"
+  mark_done "$out/.started" "$sig"
+  n=$adapt_nj
+  [ "$n" -le "$(echo "$spks" | wc -w)" ] || n=$(echo "$spks" | wc -w)
+  j=0
+  rm -f "$out"/logdir/speakers.*
+  for s in $spks; do  # round robin: speakers to jobs
+    echo "$s data/${s}_adapt" >> "$out/logdir/speakers.$(( j % n + 1 ))"
+    j=$((j + 1))
+  done
+  if [ "$nutt" -gt 0 ]; then what="their first $nutt adapt utterances"; n_opts=(--n_utts "$nutt"); fi
+  log "$sys: adapting $(echo "$spks" | wc -w) speakers on $what in $n job(s) -> $out; log: $out/logdir/adapt.*.log"
+  $cuda_cmd --gpu "$ngpu" JOB=1:"$n" "$out/logdir/adapt.JOB.log" "$python" -m espnet_p4q.bin.finetune \
+    "${words[@]}" --ngpu "$ngpu" "${n_opts[@]}" --data_list "$out/logdir/speakers.JOB" --output_dir "$out"
+  for s in $spks; do need_file "$out/$s/train.json"; done
+  mark_done "$out/.done" "$sig"
+  log "$sys: mean wall time per speaker $("$python" -c 'import json,sys; v=[json.load(open(f))["wall_seconds"] for f in sys.argv[1:]]; print(f"{sum(v)/len(v):.1f} s")' "$out"/*/train.json)"
+}
+
 stage_adapt() {
-  local spks sys out sig words=() s j n files=()
+  local spks sys s
   spks=$(read_list "$sa_tune_list"; read_list "$sa_eval_list")
   [ -n "$spks" ] || die "no speakers in $sa_tune_list / $sa_eval_list"
-  for s in $spks; do files+=("data/${s}_adapt/text" "data/${s}_adapt/wav.scp"); done
   for sys in $adapt_systems; do
-    out=$asr_exp/adapt_$sys
-    mapfile -t words < <(adapt_args "$sys")
     if [ "$sys" = p4q_unsup ]; then  # labels: the pretrained-LoRA model's 1-best on the adapt sets
       # shellcheck disable=SC2046
       decode_system lora_pretrain_nf4 $(for s in $spks; do echo "${s}_adapt"; done)
     fi
-    local conf_files=()
-    for j in "${words[@]}"; do [ -f "$j" ] && conf_files+=("$j"); done
-    sig=$(signature "${words[*]}" "$n_adapt" "$spks" "$(file_hash "${files[@]}" "${conf_files[@]}")" \
-      "$( [ -f "$nf4_dir/model.pth" ] && file_hash "$nf4_dir/model.pth")")
-    if is_done "$out/.done" "$sig"; then
-      log "Stage 8: $sys: every speaker already adapted ($out); skipping"
-      continue
-    fi
-    if [ -f "$out/.started" ] && [ "$(head -n 1 "$out/.started")" != "$sig" ]; then
-      rm -rf "$out"  # made from other inputs: start again
-    fi
-    mkdir -p "$out/logdir"
-    mark_done "$out/.started" "$sig"
-    n=$adapt_nj
-    [ "$n" -le "$(echo "$spks" | wc -w)" ] || n=$(echo "$spks" | wc -w)
-    j=0
-    rm -f "$out"/logdir/speakers.*
-    for s in $spks; do  # round robin: speakers to jobs
-      echo "$s data/${s}_adapt" >> "$out/logdir/speakers.$(( j % n + 1 ))"
-      j=$((j + 1))
-    done
-    local what="all their adapt utterances" n_opts=()
-    if [ "$n_adapt" -gt 0 ]; then what="their first $n_adapt adapt utterances"; n_opts=(--n_utts "$n_adapt"); fi
-    log "Stage 8: $sys: adapting $(echo "$spks" | wc -w) speakers on $what in $n job(s) -> $out; log: $out/logdir/adapt.*.log"
-    $cuda_cmd --gpu "$ngpu" JOB=1:"$n" "$out/logdir/adapt.JOB.log" "$python" -m espnet_p4q.bin.finetune \
-      "${words[@]}" --ngpu "$ngpu" "${n_opts[@]}" --data_list "$out/logdir/speakers.JOB" --output_dir "$out"
-    for s in $spks; do need_file "$out/$s/train.json"; done
-    mark_done "$out/.done" "$sig"
-    log "Stage 8: $sys: mean wall time per speaker $("$python" -c 'import json,sys; v=[json.load(open(f))["wall_seconds"] for f in sys.argv[1:]]; print(f"{sum(v)/len(v):.1f} s")' "$out"/*/train.json)"
+    adapt_speakers "$sys" "$asr_exp/adapt_$sys" "$n_adapt" "$spks"
   done
 }
 
@@ -928,9 +948,13 @@ stage_compare() {
     echo "  ]"
     echo "}"
   } > "$dir/systems.json"
-  local texts=() sig
+  local texts=() sig sweep_csvs=()
   for sys in $systems; do texts+=("$asr_exp/decode_$sys"/*/text); done
-  sig=$(signature "$(file_hash "$dir/systems.json" "$expdir/RESULTS.sets.md" "$sa_eval_list" "${texts[@]}")")
+  for sys in utts rank; do  # sweeps of stages 12-13, when they have run
+    [ -f "$asr_exp/sweep/sweep_$sys.csv" ] && sweep_csvs+=("$asr_exp/sweep/sweep_$sys.csv")
+  done
+  sig=$(signature "$(file_hash "$dir/systems.json" "$expdir/RESULTS.sets.md" "$sa_eval_list" "${texts[@]}" \
+    "${sweep_csvs[@]}")")
   if is_done "$dir/.done" "$sig" && [ -f RESULTS.md ]; then
     log "Stage 11: comparison already made ($dir/RESULTS.md); skipping"
     return
@@ -938,7 +962,7 @@ stage_compare() {
   log "Stage 11: comparing ${systems} on the speakers of $sa_eval_list; log: $dir/compare.log"
   run_logged "$dir/compare.log" "$python" -m espnet_p4q.bin.make_p4q_results \
     --manifest "$dir/systems.json" --output "$dir/RESULTS.md" \
-    --title "P4Q comparison: $(basename "$(dirname "$PWD")")"
+    --title "P4Q comparison: $(basename "$(dirname "$PWD")")" --sweep_csv "${sweep_csvs[@]}"
   need_file "$dir/RESULTS.md" "$expdir/RESULTS.sets.md"
   { cat "$dir/RESULTS.md"; echo; echo "---"; echo; cat "$expdir/RESULTS.sets.md"; } > RESULTS.md.tmp
   mv -f RESULTS.md.tmp RESULTS.md
@@ -947,6 +971,90 @@ stage_compare() {
 }
 
 # ------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------
+# Stages 12-13 (optional): WER sweeps on the evaluation speakers, hyperparameters as in stage 8.
+# Each point is a per-speaker system (adapters of the eval speakers), decoded by decode_system;
+# pyscripts write the points file, espnet_p4q.bin.plot_sweep the CSV and PNG, and RESULTS.md is
+# remade with them when stage 11 has run.
+sweep_point() {  # NAME ADAPT_DIR: decode the eval speakers' test sets with NAME's adapters
+  local s
+  register_system "$1" "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$2" p4q
+  # shellcheck disable=SC2046
+  decode_system "$1" $(for s in $(read_list "$sa_eval_list"); do echo "${s}_test"; done)
+}
+
+decoded_eval_sets() {  # SYSTEM: true when it has decoded every eval speaker's test set
+  local s
+  for s in $(read_list "$sa_eval_list"); do [ -f "$asr_exp/decode_$1/${s}_test/.done" ] || return 1; done
+}
+
+write_sweep() {  # KIND X_NAME POINT... (POINT = system:x:decode_dir): points file, CSV, PNG
+  local kind=$1 xname=$2 dir=$asr_exp/sweep
+  shift 2
+  "$python" - "$dir/sweep_$kind.points.json" "$xname" "$@" <<'PYEOF'
+import json, os, sys
+out, xname, points = sys.argv[1], sys.argv[2], sys.argv[3:]
+labels = {"p4q": "P4Q (LoRA pretrain + adaptation)", "lora_scratch_nf4": "LoRA from scratch (NF4)"}
+obj = {"data_dir": "data", "x_name": xname, "labels": labels, "points": []}
+for p in points:
+    system, x, decode_dir = p.split(":", 2)
+    obj["points"].append({"system": system, "x": int(x), "decode_dir": decode_dir, "speakers": "eval"})
+with open(out + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(obj, f, indent=1)
+os.replace(out + ".tmp", out)
+PYEOF
+  run_logged "$dir/sweep_$kind.log" "$python" -m espnet_p4q.bin.plot_sweep \
+    --points "$dir/sweep_$kind.points.json" --csv "$dir/sweep_$kind.csv" --png "$dir/sweep_$kind.png" \
+    --x_label "$xname" --log_x
+  log "sweep $kind: $dir/sweep_$kind.csv and .png"
+  if [ -f "$asr_exp/compare/.done" ]; then stage_compare; fi
+}
+
+stage_sweep_utts() {
+  local spks sys n name adir points=()
+  spks=$(read_list "$sa_eval_list")
+  [ -n "$spks" ] || die "no speakers in $sa_eval_list"
+  mkdir -p "$asr_exp/sweep"
+  for sys in $sweep_utts_systems; do
+    case $sys in p4q|lora_scratch_nf4) ;; *) die "--sweep_utts_systems: $sys is not a per-speaker LoRA system" ;; esac
+    for n in $sweep_n_adapt; do
+      [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "--sweep_n_adapt: '$n' is not a positive number of utterances"
+      if [ "$n" = "$n_adapt" ] && decoded_eval_sets "$sys"; then  # stages 8-9 made this point
+        points+=("$sys:$n:$asr_exp/decode_$sys")
+        continue
+      fi
+      name=sweep_utts_${sys}_n$n
+      adir=$asr_exp/sweep/adapt_${sys}_n$n
+      adapt_speakers "$sys" "$adir" "$n" "$spks"
+      sweep_point "$name" "$adir"
+      points+=("$sys:$n:$asr_exp/decode_$name")
+    done
+  done
+  write_sweep utts "adaptation utterances per speaker" "${points[@]}"
+}
+
+stage_sweep_rank() {
+  local spks r rank name pdir adir points=()
+  spks=$(read_list "$sa_eval_list")
+  [ -n "$spks" ] || die "no speakers in $sa_eval_list"
+  rank=$(awk '$1 == "rank:" { print $2 }' "$lora_conf")
+  mkdir -p "$asr_exp/sweep"
+  for r in $sweep_ranks; do
+    if [ "$r" = "$rank" ] && decoded_eval_sets p4q; then  # stages 7-9 made this point
+      points+=("p4q:$r:$asr_exp/decode_p4q")
+      continue
+    fi
+    pdir=$asr_exp/sweep/lora_pretrain_r$r
+    adir=$asr_exp/sweep/adapt_p4q_r$r
+    name=sweep_rank_p4q_r$r
+    pretrain_lora "$pdir" "$asr_exp/sweep/lora_pretrain_r$r.log" --lora_rank "$r"
+    adapt_speakers p4q "$adir" "$n_adapt" "$spks" --lora_rank "$r" --init_adapter "$pdir/pretrain/adapter.pth"
+    sweep_point "$name" "$adir"
+    points+=("p4q:$r:$asr_exp/decode_$name")
+  done
+  write_sweep rank "LoRA rank" "${points[@]}"
+}
+
 mkdir -p "$expdir"
 # One pipeline at a time per recipe directory: a second would rebuild the same temporary dirs.
 exec 9> "$expdir/.p4q.lock"

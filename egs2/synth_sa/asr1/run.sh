@@ -18,4 +18,5 @@ set -euo pipefail
   --train_config conf/train.yaml \
   --inference_config conf/decode.yaml \
   --systems "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32" \
+  --n_adapt 30 \
   "$@"
