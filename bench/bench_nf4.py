@@ -26,7 +26,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--train_config", type=Path, default=REPO / "egs2/synth_sa/asr1/conf/train.yaml")
     p.add_argument("--quant_conf", type=Path, default=REPO / "conf/quant/nf4.yaml")
-    p.add_argument("--vocab_size", type=int, default=150, help="token list size (the recipe's nbpe + specials)")
+    p.add_argument("--vocab_size", type=int, default=158, help="token list size (the recipe's --nbpe)")
     p.add_argument("--seconds", type=float, default=10.0, help="utterance length")
     p.add_argument("--decoder_tokens", type=int, default=30, help="tokens in the decoder pass")
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])

@@ -18,54 +18,75 @@ import torch
 from espnet_p4q.data.kaldi_dir import read_table
 
 
-def read_audio(wav_scp: Path) -> Dict[str, np.ndarray]:
-    """All utterances of a wav.scp as float32 arrays in [-1, 1] (fine-tuning sets are small)."""
-    out = {}
-    with kaldiio.ReadHelper(f"scp:{wav_scp}") as reader:
-        for utt, (rate, wav) in reader:
-            if wav.dtype == np.int16:
-                wav = wav.astype(np.float32) / 32768.0
-            out[utt] = np.asarray(wav, dtype=np.float32)
-    return out
+IN_MEMORY_MAX_SECONDS = 4 * 3600.0
+"""Sets up to this much audio are kept in memory (adaptation sets, the default recipe's training
+set); larger ones (LoRA pretraining on a paper-scale training set) are read batch by batch."""
+
+
+def load_audio(rxfile: str) -> np.ndarray:
+    """One wav.scp entry (a path or a ``cmd |`` pipe) as float32 in [-1, 1]."""
+    _, wav = kaldiio.load_mat(rxfile)
+    if wav.dtype == np.int16:
+        return wav.astype(np.float32) / 32768.0
+    return np.asarray(wav, dtype=np.float32)
 
 
 class UtteranceSet:
     """Audio and token ids of one data dir (optionally its first ``limit`` utterances)."""
 
     def __init__(self, data_dir: Path, train_args: argparse.Namespace, limit: Optional[int] = None,
-                 text_file: Optional[Path] = None):
+                 text_file: Optional[Path] = None, in_memory: Optional[bool] = None):
         from espnet2.tasks.asr import ASRTask
 
         self.data_dir = Path(data_dir)
-        texts = read_table(text_file or self.data_dir / "text")
-        ids = sorted(texts)
+        self.texts = read_table(text_file or self.data_dir / "text")
+        ids = sorted(self.texts)
         if limit is not None:
             if limit > len(ids):
                 raise ValueError(f"{self.data_dir}: asked for {limit} utterances, it has {len(ids)}")
             ids = ids[:limit]
-        audio = read_audio(self.data_dir / "wav.scp")
-        missing = [u for u in ids if u not in audio]
+        scp = read_table(self.data_dir / "wav.scp")
+        missing = [u for u in ids if u not in scp]
         if missing:
             raise ValueError(f"{self.data_dir}/wav.scp: no audio for {missing[:5]}")
-        preprocess = ASRTask.build_preprocess_fn(train_args, train=False)
+        self.preprocess = ASRTask.build_preprocess_fn(train_args, train=False)
         self.collate = ASRTask.build_collate_fn(train_args, train=False)
-        self.items: List[Tuple[str, Dict[str, np.ndarray]]] = []
-        for u in ids:
-            item = {"speech": audio[u], "text": texts[u]}
-            self.items.append((u, preprocess(u, item) if preprocess else item))
+        self.ids: List[str] = ids
+        self.rxfiles = [scp[u] for u in ids]
+        # One reading pass for the lengths (batches group similar lengths); the audio is kept only
+        # while the set is small enough.
+        self.lengths: List[int] = []
+        cached: List[Dict[str, np.ndarray]] = []
+        keep = in_memory
+        for u, rx in zip(ids, self.rxfiles):
+            item = self._item(u, load_audio(rx))
+            self.lengths.append(len(item["speech"]))
+            if keep is None and sum(self.lengths) / 16000.0 > IN_MEMORY_MAX_SECONDS:
+                keep, cached = False, []
+            if keep is not False:
+                cached.append(item)
+        self.cached = cached if keep is not False else None
+
+    def _item(self, utt: str, speech: np.ndarray) -> Dict[str, np.ndarray]:
+        item = {"speech": speech, "text": self.texts[utt]}
+        return self.preprocess(utt, item) if self.preprocess else item
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.ids)
 
     def batches(self, batch_size: int, rng: random.Random, shuffle: bool = True) -> Iterator[Dict[str, torch.Tensor]]:
         """One pass over the set; batches of similar length to waste little padding."""
-        order = sorted(range(len(self.items)), key=lambda i: len(self.items[i][1]["speech"]))
+        order = sorted(range(len(self.ids)), key=lambda i: self.lengths[i])
         chunks = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
         if shuffle:
             rng.shuffle(chunks)
         for chunk in chunks:
-            _, batch = self.collate([self.items[i] for i in chunk])
+            if self.cached is not None:
+                items = [(self.ids[i], self.cached[i]) for i in chunk]
+            else:
+                items = [(self.ids[i], self._item(self.ids[i], load_audio(self.rxfiles[i]))) for i in chunk]
+            _, batch = self.collate(items)
             yield batch
 
     def seconds(self) -> float:
-        return sum(len(x["speech"]) for _, x in self.items) / 16000.0
+        return sum(self.lengths) / 16000.0

@@ -964,7 +964,14 @@ stage_compare() {
     --manifest "$dir/systems.json" --output "$dir/RESULTS.md" \
     --title "P4Q comparison: $(basename "$(dirname "$PWD")")" --sweep_csv "${sweep_csvs[@]}"
   need_file "$dir/RESULTS.md" "$expdir/RESULTS.sets.md"
-  { cat "$dir/RESULTS.md"; echo; echo "---"; echo; cat "$expdir/RESULTS.sets.md"; } > RESULTS.md.tmp
+  # The sweeps' CSV and PNG files sit next to RESULTS.md (results/), where they can be committed
+  # with it; compare/RESULTS.md links them in exp/.
+  local f
+  if [ ${#sweep_csvs[@]} -gt 0 ]; then
+    mkdir -p results
+    for f in "${sweep_csvs[@]}"; do cp -f "$f" "${f%.csv}.png" results/ 2>/dev/null || cp -f "$f" results/; done
+  fi
+  { sed 's#(\.\./sweep/#(results/#g' "$dir/RESULTS.md"; echo; echo "---"; echo; cat "$expdir/RESULTS.sets.md"; } > RESULTS.md.tmp
   mv -f RESULTS.md.tmp RESULTS.md
   mark_done "$dir/.done" "$sig"
   log "Stage 11: RESULTS.md written ($dir/RESULTS.json holds the numbers)"

@@ -2,10 +2,14 @@
 # synth_sa: synthetic speakers (Debian TTS voices and sox variants), speaker adaptation of an
 # NF4-quantised Conformer/Transformer AED with per-speaker LoRA. Options of this corpus below;
 # anything given on the command line overrides them (./run.sh --help lists all).
-#   ./run.sh                                       full size (conf/data.yaml, conf/train.yaml)
-#   ./run.sh --local_data_opts "--config conf/data_ci.yaml" \
-#       --train_config conf/train_ci.yaml --inference_config conf/decode_ci.yaml --nbpe 30
-#                                                  CI size, about a minute
+#   ./run.sh                          full size, starting from the base model that ships in
+#                                     pretrained/synth_sa_base (trained by this recipe; see
+#                                     pretrained/README.md): stages 3-5 import it, about 35 min
+#   ./run.sh --pretrained_model ""    the same, training the base first (stage 5, about 40 min
+#                                     more on 2 cores; reproduces pretrained/synth_sa_base)
+#   ./run.sh --pretrained_model "" --local_data_opts "--config conf/data_ci.yaml" \
+#       --train_config conf/train_ci.yaml --inference_config conf/decode_ci.yaml --nbpe 50 --n_adapt 0
+#                                     CI size, a few minutes
 set -euo pipefail
 
 ./p4q.sh \
@@ -16,6 +20,7 @@ set -euo pipefail
   --bpemode unigram \
   --nbpe 158 \
   --train_config conf/train.yaml \
+  --pretrained_model pretrained/synth_sa_base \
   --inference_config conf/decode.yaml \
   --systems "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32" \
   --n_adapt 30 \

@@ -7,7 +7,7 @@ recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 repo=$(cd "$recipe/../../.." && pwd)
 
 stage=1
-stop_stage=3
+stop_stage=4
 datadir=data
 n_adapt=30
 n_dev=10
@@ -20,7 +20,9 @@ sa_split=$recipe/conf/sa_split.yaml
 checksums=$recipe/conf/sa_archives.txt
 mirrors="https://www.openslr.org/resources/51 https://us.openslr.org/resources/51 https://openslr.elda.org/resources/51"
 keep_archives=true
-options="stage stop_stage datadir n_adapt n_dev include_test unk audio segments sa_talks sa_split checksums mirrors keep_archives"
+dump_dir=""
+dump_nj=8
+options="stage stop_stage datadir n_adapt n_dev include_test unk audio segments sa_talks sa_split checksums mirrors keep_archives dump_dir dump_nj"
 
 usage() {
   cat <<EOF
@@ -37,6 +39,11 @@ Stages:
      ignore_time_segment_in_scoring are left out; text is upper-cased, clitics rejoined.
   3  validate: dirs without segments with python -m espnet_p4q.bin.validate_data_dir (if it
      exists), dirs with segments with python -m espnet_p4q.data.tedlium check.
+  4  only with --dump_dir: cut every utterance of those dirs into its own 16 kHz 16-bit flac file,
+     --dump_dir/<dir>/<utt>.flac (local/dump_audio.py, --dump_nj processes), rewrite each dir's
+     wav.scp to list the files and drop its segments, then validate. espnet2's 'sound' reader
+     (p4q.sh's training, statistics and decoding) reads plain files only: neither segments nor
+     'cmd |' pipes. Finished dirs are skipped on a re-run.
 Options (default):
   --stage N            first stage ($stage)
   --stop_stage N       last stage ($stop_stage)
@@ -52,6 +59,8 @@ Options (default):
   --checksums FILE     expected archive digest (conf/sa_archives.txt)
   --mirrors "URL ..."  openslr base URLs, tried in order ($mirrors)
   --keep_archives B    keep the .tgz after extraction ($keep_archives)
+  --dump_dir DIR       stage 4: where the per-utterance audio goes; empty: no dump ("$dump_dir")
+  --dump_nj N          stage 4: parallel processes ($dump_nj)
 Environment: TEDLIUM3 (overrides db.sh), PYTHON (interpreter, default python3).
 EOF
 }
@@ -74,6 +83,7 @@ done
 for b in include_test segments keep_archives; do
   [[ ${!b} == true || ${!b} == false ]] || die "--$b must be true or false, got '${!b}'"
 done
+[[ $dump_nj =~ ^[1-9][0-9]*$ ]] || die "--dump_nj must be a positive number, got '$dump_nj'"
 
 . "$recipe/db.sh"
 python=${PYTHON:-python3}
@@ -100,16 +110,18 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
     --include_test "$include_test" --unk "$unk" --audio "$audio" --segments "$segments"
 fi
 
+# The dirs stage 2 writes (those that exist).
+dirs=("$datadir/train" "$datadir/dev")
+if $include_test; then dirs+=("$datadir/test"); fi
+for t in $talks; do
+  spk=$(printf '%s' "$t" | tr -c 'A-Za-z0-9_' '_')
+  for s in adapt dev test; do
+    if [ -d "$datadir/${spk}_$s" ]; then dirs+=("$datadir/${spk}_$s"); fi
+  done
+done
+
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   log "stage 3: validating"
-  dirs=("$datadir/train" "$datadir/dev")
-  if $include_test; then dirs+=("$datadir/test"); fi
-  for t in $talks; do
-    spk=$(printf '%s' "$t" | tr -c 'A-Za-z0-9_' '_')
-    for s in adapt dev test; do
-      if [ -d "$datadir/${spk}_$s" ]; then dirs+=("$datadir/${spk}_$s"); fi
-    done
-  done
   plain=() segmented=()
   for d in "${dirs[@]}"; do
     if [ -f "$d/segments" ]; then segmented+=("$d"); else plain+=("$d"); fi
@@ -122,6 +134,17 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
       "$python" -m espnet_p4q.bin.validate_data_dir "${plain[@]}"
     else
       log "espnet_p4q.data.validate not available; validation skipped"
+    fi
+  fi
+fi
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  if [ -z "$dump_dir" ]; then
+    log "stage 4: no --dump_dir: the dirs keep their segments / pipes"
+  else
+    log "stage 4: one audio file per utterance in $dump_dir"
+    "$python" "$recipe/local/dump_audio.py" --dump_dir "$dump_dir" --nj "$dump_nj" "${dirs[@]}"
+    if "$python" -c 'import espnet_p4q.data.validate' 2>/dev/null; then
+      "$python" -m espnet_p4q.bin.validate_data_dir "${dirs[@]}"
     fi
   fi
 fi

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# librispeech_sa: speaker adaptation of an NF4-quantised Conformer AED with per-speaker LoRA (P4Q)
+# on LibriSpeech, paper scale: base model on train-clean-100, 10 held-out readers of
+# train-clean-360 (conf/sa_speakers.txt; 2 tune, 8 report, conf/sa_split.yaml). Options of this
+# corpus below; anything given on the command line overrides them (./run.sh --help lists all).
+#
+#   ./run.sh                                   stages 1-11: data (downloads ~30 GB unless db.sh /
+#                                              $LIBRISPEECH points at a copy), tokens, stats, base
+#                                              training (70 epochs), NF4, LoRA, adaptation, decoding,
+#                                              scoring, the P4Q table in RESULTS.md
+#   ./run.sh --stage 5 --stop_stage 5          one stage (README.md: every stage, its time)
+#   ./run.sh --pretrained_model DIR            start from a trained ESPnet model instead of training
+#                                              one (stage 5 imports it; stages 3-4 are skipped): an
+#                                              unpacked ESPnet model-zoo archive (meta.yaml, exp/...)
+#                                              or an exp dir with config.yaml + a .pth
+#                                              (--pretrained_model_file NAME picks one of several)
+#   ./run.sh --stage 12 --stop_stage 13        the optional sweeps (utterances, LoRA rank)
+#
+# GPU: p4q.sh uses one when nvidia-smi sees it (--ngpu 1; --ngpu 0 forces the CPU) for base
+# training, LoRA pretraining and adaptation; add --gpu_inference true to decode on it too.
+# Training is planned for one 80 GB GPU (conf/train.yaml: batch_bins, AMP).
+#
+# Audio: --audio path makes wav.scp list the .flac files themselves: espnet2's 'sound' reader
+# (training, collect_stats, decoding) opens files with soundfile and cannot run 'cmd |' pipes.
+# The adapt dirs hold exactly the first 30 utterances of each reader (--n_adapt 30 of
+# local/data.sh), so p4q.sh's --n_adapt 0 (use all of data/<spk>_adapt) adapts on those 30, and
+# the utterance sweep (stage 12) stops at 30.
+set -euo pipefail
+
+./p4q.sh \
+  --local_data_opts "--audio path --n_adapt 30 --n_dev 10" \
+  --train_set train \
+  --valid_set dev \
+  --token_type bpe \
+  --bpemode unigram \
+  --nbpe 5000 \
+  --train_config conf/train.yaml \
+  --inference_config conf/decode.yaml \
+  --num_workers 4 \
+  --nj 16 \
+  --systems "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32" \
+  --n_adapt 0 \
+  --sweep_n_adapt "5 10 20 30" \
+  "$@"

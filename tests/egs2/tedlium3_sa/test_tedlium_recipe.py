@@ -1,0 +1,227 @@
+"""egs2/tedlium3_sa/asr1 as a recipe: run.sh --help, its configs, and stages 1-2 offline.
+
+Fast checks of what the paper-scale run needs before it meets the corpus and a GPU: run.sh reaches
+p4q.sh with this corpus's options, every config it names exists and loads (the base AED builds
+with espnet2 at full size, the adaptation YAMLs load into TrainConfig), and p4q.sh's stages 1-2
+run on a tiny TED-LIUM tree through the recipe's own run.sh (in a temporary copy shaped like the
+repository, so nothing is written into egs2/), including local/data.sh's stage 4, which cuts the
+segments into the per-utterance files espnet2's sound reader needs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+RECIPE = REPO / "egs2/tedlium3_sa/asr1"
+NBPE = 500
+STAGES = {1: "data", 2: "validate", 3: "tokens", 4: "stats", 5: "train", 6: "quantize", 7: "lora_pretrain",
+          8: "adapt", 9: "decode", 10: "score", 11: "compare", 12: "sweep_utts", 13: "sweep_rank"}
+ADAPT_CONFIGS = ["lora_pretrain.yaml", "adapt_lora.yaml", "adapt_lora_scratch.yaml", "adapt_fft.yaml"]
+
+_spec = importlib.util.spec_from_file_location("tiny_tedlium", Path(__file__).with_name("tiny_tedlium.py"))
+tiny = importlib.util.module_from_spec(_spec)
+sys.modules["tiny_tedlium"] = tiny
+_spec.loader.exec_module(tiny)
+
+
+def env(**extra):
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+def run_help(recipe: Path) -> str:
+    proc = subprocess.run(["./run.sh", "--help"], cwd=recipe, env=env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def help_text():
+    return run_help(RECIPE)
+
+
+def option(help_text: str, name: str) -> str:
+    """Current value of --name in the help (quotes removed)."""
+    m = re.search(rf"^\s+--{name}=(\"[^\"]*\"|\S*)", help_text, re.M)
+    assert m, f"--{name} not in --help"
+    return m.group(1).strip('"')
+
+
+def test_recipe_layout():
+    for name in ("p4q.sh", "cmd.sh", "path.sh", "utils"):
+        link = RECIPE / name
+        assert link.is_symlink() and os.readlink(link) == f"../../TEMPLATE/asr1/{name}", name
+        assert link.resolve() == (REPO / "egs2/TEMPLATE/asr1" / name).resolve()
+    assert (RECIPE / "db.sh").is_file() and not (RECIPE / "db.sh").is_symlink()
+    assert os.access(RECIPE / "run.sh", os.X_OK)
+
+
+def test_help_lists_stages_and_recipe_defaults(help_text):
+    listed = {int(n): name for n, name in re.findall(r"^\s+(\d+)\s+(\w+)\s", help_text, re.M)}
+    assert listed == STAGES
+    expected = {
+        "nbpe": str(NBPE), "token_type": "bpe", "bpemode": "unigram", "train_set": "train", "valid_set": "dev",
+        "train_config": "conf/train.yaml", "inference_config": "conf/decode.yaml", "n_adapt": "0",
+        "systems": "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32",
+        "lora_pretrain_config": "conf/lora_pretrain.yaml", "adapt_lora_config": "conf/adapt_lora.yaml",
+        "adapt_scratch_config": "conf/adapt_lora_scratch.yaml", "adapt_fft_config": "conf/adapt_fft.yaml",
+        "pretrained_model": "",
+    }
+    for name, value in expected.items():
+        assert option(help_text, name) == value, name
+    for name in ("train_config", "inference_config", "lora_pretrain_config", "adapt_lora_config",
+                 "adapt_scratch_config", "adapt_fft_config"):
+        assert (RECIPE / option(help_text, name)).is_file(), name
+    # --ngpu is left to p4q.sh's detection (nvidia-smi), not fixed by run.sh
+    assert not re.search(r"^\s*--ngpu\b", (RECIPE / "run.sh").read_text(), re.M)
+
+
+def test_local_data_opts_are_accepted_by_data_sh(help_text, tmp_path):
+    opts = shlex.split(option(help_text, "local_data_opts"))
+    assert opts[opts.index("--dump_dir") + 1]  # espnet2's sound reader reads neither segments nor pipes
+    assert opts[opts.index("--unk") + 1] == "drop"
+    n_adapt = int(opts[opts.index("--n_adapt") + 1])
+    assert max(int(n) for n in option(help_text, "sweep_n_adapt").split()) <= n_adapt
+    # stage 99: the options are parsed and checked, nothing runs
+    proc = subprocess.run(["bash", str(RECIPE / "local/data.sh"), *opts, "--stage", "99"], cwd=tmp_path,
+                          env=env(PYTHON=sys.executable), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    bad = subprocess.run(["bash", str(RECIPE / "local/data.sh"), "--dump_nj", "0"], cwd=tmp_path,
+                         env=env(PYTHON=sys.executable), capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2
+
+
+def test_train_config_builds_full_size_model(tmp_path):
+    """conf/train.yaml through espnet2's own parser and ASRTask.build_model (random weights)."""
+    from espnet_p4q.lora.config import LoRAConfig
+    from espnet_p4q.lora.inject import count_parameters, inject_lora
+    from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
+
+    train = yaml.safe_load((RECIPE / "conf/train.yaml").read_text())
+    assert train["encoder"] == "conformer" and train["decoder"] == "transformer"
+    assert train["batch_type"] == "numel" and train["use_amp"] is True and train["use_tensorboard"] is False
+    assert train["specaug"] == "specaug" and train["model_conf"]["ctc_weight"] == 0.3
+    tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(NBPE - 3)] + ["<sos/eos>"]
+    config = espnet_config_from_train_yaml(RECIPE / "conf/train.yaml", tokens, tmp_path / "config.yaml",
+                                           {"normalize": "utterance_mvn", "normalize_conf": {}})
+    model, args = build_asr_model(config)
+    assert args.max_epoch == train["max_epoch"] and args.batch_bins == train["batch_bins"]
+    assert len(model.encoder.encoders) == 12 and len(model.decoder.decoders) == 6
+    assert model.decoder.output_layer.out_features == NBPE
+    n = sum(p.numel() for p in model.parameters())
+    assert 28e6 < n < 36e6, n  # 30.8 M
+    # NF4 blocks of 64 along the input: bitsandbytes' fast 4-bit CPU kernel needs in_features % 64 == 0
+    linears = {name: m.in_features for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert linears and all(k % 64 == 0 for k in linears.values()), linears
+    # the rank-4 speaker LoRA stays well under 1% of the base
+    inject_lora(model, LoRAConfig.from_yaml(REPO / "conf/lora/rank4.yaml"))
+    assert 0 < count_parameters(model)["adapter_share"] < 0.01
+
+
+@pytest.mark.parametrize("name", ADAPT_CONFIGS)
+def test_adaptation_configs_load(name):
+    from espnet_p4q.train.loop import TrainConfig
+
+    text = (RECIPE / "conf" / name).read_text()
+    cfg = TrainConfig(**yaml.safe_load(text))
+    assert cfg.epochs >= 1 and cfg.batch_size >= 1 and 0 < cfg.lr < 0.01 and cfg.warmup_steps >= 0
+    if name.startswith("adapt_"):  # a-priori values: the file says how to choose them
+        assert "tune_adapt.py" in text
+
+
+def test_decode_config():
+    dec = yaml.safe_load((RECIPE / "conf/decode.yaml").read_text())
+    train = yaml.safe_load((RECIPE / "conf/train.yaml").read_text())
+    assert 10 <= dec["beam_size"] <= 20 and dec["lm_weight"] == 0
+    assert dec["ctc_weight"] == train["model_conf"]["ctc_weight"]
+
+
+def lines(path: Path):
+    return path.read_text().splitlines()
+
+
+def segment_audio(utt: str) -> np.ndarray:
+    """The samples of utterance <talk>-<start cs>-<end cs> in the tiny corpus."""
+    spk, start, end = utt.rsplit("-", 2)
+    talk = {re.sub(r"[^A-Za-z0-9_]", "_", t): t for t in tiny.all_talks()}[spk]  # ids: '-' -> '_'
+    return tiny.talk_audio(talk)[int(start) * 160:int(end) * 160]
+
+
+def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
+    """./run.sh --stage 1 --stop_stage 2 with the recipe's data options on a tiny extracted copy:
+    every utterance becomes its own flac file with exactly the samples of its segment."""
+    from espnet2.fileio.sound_scp import SoundScpReader
+
+    root = tmp_path / "repo"
+    (root / "egs2").mkdir(parents=True)
+    (root / "path.sh").symlink_to(REPO / "path.sh")
+    (root / "egs2/TEMPLATE").symlink_to(REPO / "egs2/TEMPLATE")
+    recipe = root / "egs2/tedlium3_sa/asr1"
+    shutil.copytree(RECIPE, recipe, symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "exp", "dump", "downloads", "RESULTS*"))
+    corpus = tiny.make_tedlium(tmp_path / "corpus")
+    # the recipe's own data options; the tiny talks have 6 scored segments, so fewer adapt/dev ones
+    local_opts = option(run_help(recipe), "local_data_opts") + \
+        " --n_adapt 3 --n_dev 1 --dump_nj 2 --mirrors file:///nowhere"
+    cmd = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--local_data_opts", local_opts]
+    proc = subprocess.run(cmd, cwd=recipe, env=env(TEDLIUM3=str(corpus)), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = recipe / "data"
+    assert (data / ".validate.done").is_file()
+    assert lines(data / "sa_tune.list") == sorted(tiny.SA_TALKS)[::4]
+    monkeypatch.chdir(recipe)  # wav.scp paths are relative to the recipe dir, as p4q.sh runs there
+    dirs = [d for d in sorted(data.iterdir()) if (d / "wav.scp").is_file()]
+    assert len(dirs) == 2 + 3 * len(tiny.SA_TALKS)
+    for d in dirs:
+        assert not (d / "segments").exists(), d
+        assert "<unk>" not in (d / "text").read_text()  # --unk drop
+        reader = SoundScpReader(str(d / "wav.scp"))
+        assert list(reader.keys()) == [l.split()[0] for l in lines(d / "text")]
+        for utt in reader.keys():
+            path = Path(reader.get_path(utt))
+            assert not path.is_absolute() and path.parts[:3] == ("dump", "audio", d.name), path
+            rate, wav = reader[utt]
+            assert rate == 16000 and np.array_equal(np.round(wav * 32768).astype(np.int16), segment_audio(utt)), utt
+    assert len(lines(data / "AmandaBurden_2014_adapt/wav.scp")) == 3
+    # a re-run skips the marked stages; local/data.sh's stage 4 leaves dumped dirs alone
+    again = subprocess.run(cmd, cwd=recipe, env=env(TEDLIUM3=str(corpus)), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "already done" in again.stderr
+    before = {p: p.stat().st_mtime_ns for p in (recipe / "dump").rglob("*.flac")}
+    stage4 = subprocess.run(["bash", "local/data.sh", *shlex.split(local_opts), "--stage", "4"], cwd=recipe,
+                            env=env(TEDLIUM3=str(corpus), PYTHON=sys.executable), capture_output=True, text=True,
+                            timeout=300)
+    assert stage4.returncode == 0, stage4.stderr
+    assert stage4.stderr.count("left alone") == len(dirs)
+    assert {p: p.stat().st_mtime_ns for p in (recipe / "dump").rglob("*.flac")} == before
+
+
+def test_dump_audio_from_per_utterance_pipes(tmp_path):
+    """local/dump_audio.py also takes the --segments false layout (one sox trim pipe an utterance)."""
+    corpus = tiny.make_tedlium(tmp_path / "corpus")
+    common = ["--mirrors", "file:///nowhere", "--n_adapt", "3", "--n_dev", "0", "--include_test", "true"]
+    proc = subprocess.run(["bash", str(RECIPE / "local/data.sh"), *common, "--segments", "false",
+                           "--stop_stage", "2"], cwd=tmp_path, env=env(TEDLIUM3=str(corpus), PYTHON=sys.executable),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    d = tmp_path / "data/test"
+    assert "trim" in (d / "wav.scp").read_text()
+    proc = subprocess.run([sys.executable, str(RECIPE / "local/dump_audio.py"), "--dump_dir", "dmp", "--nj", "1",
+                           "data/test"], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    for line in lines(d / "wav.scp"):
+        utt, path = line.split()
+        wav, rate = sf.read(tmp_path / path, dtype="int16")
+        assert rate == 16000 and np.array_equal(wav, segment_audio(utt)), utt
