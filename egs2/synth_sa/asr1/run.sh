@@ -22,6 +22,7 @@ set -euo pipefail
   --train_config conf/train.yaml \
   --pretrained_model pretrained/synth_sa_base \
   --inference_config conf/decode.yaml \
-  --systems "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32" \
+  --adapt_systems "p4q p4q_unsup lora_scratch_nf4 fft_fp32 fft_nf4" \
+  --systems "fp32 nf4 lora_pretrain_nf4 p4q p4q_unsup lora_scratch_nf4 fft_nf4 fft_fp32" \
   --n_adapt 30 \
   "$@"
