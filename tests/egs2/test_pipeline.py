@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+import yaml
 
 from espnet_p4q.lora.adapter_io import read_adapter
 
@@ -374,6 +375,17 @@ def test_ci_pipeline_end_to_end(ci_recipe, tmp_path):
     table = (recipe / "exp" / "tune_p4q" / "tune.tsv").read_text().splitlines()
     assert table[0].split("\t")[:3] == ["lr", "epochs", "wer"] and len(table) == 3
     assert sum(row.endswith("*") for row in table) == 1
+    bad = subprocess.run(tune + ["--tune_list", "data/sa_eval.list"], cwd=recipe, env=pipeline_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "tuning on them is not allowed" in bad.stderr
+    tune = [sys_python(), str(REPO / "egs2/TEMPLATE/asr1/pyscripts/tune_decode.py"), "--exp_dir", f"exp/{EXP_NAME}",
+            "--decode_config", "conf/decode_ci.yaml", "--grid", "ctc_weight=0.3,0.7", "--output_dir", "exp/tune_dec"]
+    res = subprocess.run(tune, cwd=recipe, env=pipeline_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    table = (recipe / "exp" / "tune_dec" / "tune.tsv").read_text().splitlines()
+    assert table[0].split("\t")[:2] == ["ctc_weight", "wer"] and len(table) == 3
+    assert sum(row.endswith("*") for row in table) == 1
+    assert yaml.safe_load((recipe / "exp/tune_dec/ctc_weight0.7/decode.yaml").read_text())["ctc_weight"] == 0.7
     bad = subprocess.run(tune + ["--tune_list", "data/sa_eval.list"], cwd=recipe, env=pipeline_env(),
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "tuning on them is not allowed" in bad.stderr

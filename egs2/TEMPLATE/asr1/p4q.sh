@@ -59,6 +59,7 @@ opt inference_nj 4 "parallel decoding jobs (stage 9); each job loops over severa
 opt ngpu "$_detected_ngpu" "GPUs for training (default: 1 when nvidia-smi sees a GPU, else 0)"
 opt gpu_inference false "decode on a GPU"
 opt num_workers 1 "data loader workers of espnet2 training"
+opt train_threads "$(nproc)" "torch threads of the single-process training stages 5 and 7 on the CPU (OMP_NUM_THREADS; path.sh sets 1 for the parallel jobs of the others)"
 opt seed 0 "random seed of training"
 opt python python "python interpreter (path.sh puts the project's venv first on PATH)"
 
@@ -612,7 +613,7 @@ stage_train() {
   mark_done "$asr_exp/.started" "$sig"
   log "Stage 5: training the base model with $train_config ($ngpu GPU) -> $asr_exp; log: $logf"
   # shellcheck disable=SC2086
-  $cmd --gpu "$ngpu" "$logf" \
+  OMP_NUM_THREADS=$train_threads $cmd --gpu "$ngpu" "$logf" \
     "$python" -m espnet2.bin.asr_train \
     "${data_opts[@]}" "${norm_opts[@]}" "${dist_opts[@]}" \
     --train_data_path_and_name_and_type "data/$train_set/wav.scp,speech,sound" \
@@ -663,7 +664,7 @@ pretrain_lora() {
   fi
   log "LoRA pretraining on data/$train_set over the frozen NF4 base${*:+ ($*)} -> $out; log: $logf"
   rm -rf "$out.tmp"
-  $cuda_cmd --gpu "$ngpu" "$logf" "$python" -m espnet_p4q.bin.finetune --base "nf4:$nf4_dir" \
+  OMP_NUM_THREADS=$train_threads $cuda_cmd --gpu "$ngpu" "$logf" "$python" -m espnet_p4q.bin.finetune --base "nf4:$nf4_dir" \
     --mode lora --lora_conf "$lora_conf" --train_conf "$lora_pretrain_config" --ngpu "$ngpu" \
     --data_dirs "data/$train_set" --names pretrain --output_dir "$out.tmp" "$@"
   mark_done "$out.tmp/.done" "$sig"

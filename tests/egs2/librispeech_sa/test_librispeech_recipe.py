@@ -9,11 +9,9 @@ the repository, so nothing is written into egs2/).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,27 +20,13 @@ import pytest
 import torch
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from recipe_checks import (ADAPT_CONFIGS, REPO, check_adaptation_config, check_decode_config,  # noqa: E402
+                           check_help, check_layout, copy_recipe, env, load_module, option, run_help)
+
 RECIPE = REPO / "egs2/librispeech_sa/asr1"
 NBPE = 5000
-STAGES = {1: "data", 2: "validate", 3: "tokens", 4: "stats", 5: "train", 6: "quantize", 7: "lora_pretrain",
-          8: "adapt", 9: "decode", 10: "score", 11: "compare", 12: "sweep_utts", 13: "sweep_rank"}
-ADAPT_CONFIGS = ["lora_pretrain.yaml", "adapt_lora.yaml", "adapt_lora_scratch.yaml", "adapt_fft.yaml"]
-
-_spec = importlib.util.spec_from_file_location("tiny_librispeech", Path(__file__).with_name("tiny_librispeech.py"))
-tiny = importlib.util.module_from_spec(_spec)
-sys.modules["tiny_librispeech"] = tiny
-_spec.loader.exec_module(tiny)
-
-
-def env(**extra):
-    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
-
-
-def run_help(recipe: Path) -> str:
-    proc = subprocess.run(["./run.sh", "--help"], cwd=recipe, env=env(), capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout
+tiny = load_module(Path(__file__).with_name("tiny_librispeech.py"))
 
 
 @pytest.fixture(scope="module")
@@ -50,25 +34,11 @@ def help_text():
     return run_help(RECIPE)
 
 
-def option(help_text: str, name: str) -> str:
-    """Current value of --name in the help (quotes removed)."""
-    m = re.search(rf"^\s+--{name}=(\"[^\"]*\"|\S*)", help_text, re.M)
-    assert m, f"--{name} not in --help"
-    return m.group(1).strip('"')
-
-
 def test_recipe_layout():
-    for name in ("p4q.sh", "cmd.sh", "path.sh", "utils"):
-        link = RECIPE / name
-        assert link.is_symlink() and os.readlink(link) == f"../../TEMPLATE/asr1/{name}", name
-        assert link.resolve() == (REPO / "egs2/TEMPLATE/asr1" / name).resolve()
-    assert (RECIPE / "db.sh").is_file() and not (RECIPE / "db.sh").is_symlink()
-    assert os.access(RECIPE / "run.sh", os.X_OK)
+    check_layout(RECIPE)
 
 
 def test_help_lists_stages_and_recipe_defaults(help_text):
-    listed = {int(n): name for n, name in re.findall(r"^\s+(\d+)\s+(\w+)\s", help_text, re.M)}
-    assert listed == STAGES
     expected = {
         "nbpe": str(NBPE), "token_type": "bpe", "bpemode": "unigram", "train_set": "train", "valid_set": "dev",
         "train_config": "conf/train.yaml", "inference_config": "conf/decode.yaml", "n_adapt": "0",
@@ -77,13 +47,7 @@ def test_help_lists_stages_and_recipe_defaults(help_text):
         "adapt_scratch_config": "conf/adapt_lora_scratch.yaml", "adapt_fft_config": "conf/adapt_fft.yaml",
         "pretrained_model": "",
     }
-    for name, value in expected.items():
-        assert option(help_text, name) == value, name
-    for name in ("train_config", "inference_config", "lora_pretrain_config", "adapt_lora_config",
-                 "adapt_scratch_config", "adapt_fft_config"):
-        assert (RECIPE / option(help_text, name)).is_file(), name
-    # --ngpu is left to p4q.sh's detection (nvidia-smi), not fixed by run.sh
-    assert not re.search(r"^\s*--ngpu\b", (RECIPE / "run.sh").read_text(), re.M)
+    check_help(RECIPE, help_text, expected)
 
 
 def test_local_data_opts_are_accepted_by_data_sh(help_text, tmp_path):
@@ -126,33 +90,18 @@ def test_train_config_builds_full_size_model(tmp_path):
 
 @pytest.mark.parametrize("name", ADAPT_CONFIGS)
 def test_adaptation_configs_load(name):
-    from espnet_p4q.train.loop import TrainConfig
-
-    text = (RECIPE / "conf" / name).read_text()
-    cfg = TrainConfig(**yaml.safe_load(text))
-    assert cfg.epochs >= 1 and cfg.batch_size >= 1 and 0 < cfg.lr < 0.01 and cfg.warmup_steps >= 0
-    if name.startswith("adapt_"):  # a-priori values: the file says how to choose them
-        assert "tune_adapt.py" in text
+    check_adaptation_config(RECIPE, name)
 
 
 def test_decode_config():
-    dec = yaml.safe_load((RECIPE / "conf/decode.yaml").read_text())
-    train = yaml.safe_load((RECIPE / "conf/train.yaml").read_text())
-    assert 10 <= dec["beam_size"] <= 20 and dec["lm_weight"] == 0
-    assert dec["ctc_weight"] == train["model_conf"]["ctc_weight"]
+    check_decode_config(RECIPE)
 
 
 def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
     """./run.sh --stage 1 --stop_stage 2 with the recipe's data options on a tiny extracted copy."""
     from espnet2.fileio.sound_scp import SoundScpReader
 
-    root = tmp_path / "repo"
-    (root / "egs2").mkdir(parents=True)
-    (root / "path.sh").symlink_to(REPO / "path.sh")
-    (root / "egs2/TEMPLATE").symlink_to(REPO / "egs2/TEMPLATE")
-    recipe = root / "egs2/librispeech_sa/asr1"
-    shutil.copytree(RECIPE, recipe, symlinks=True,
-                    ignore=shutil.ignore_patterns("data", "exp", "dump", "downloads", "RESULTS*"))
+    recipe = copy_recipe(RECIPE, tmp_path / "repo")
     corpus = tiny.make_librispeech(tmp_path / "corpus")
     # the recipe's own data options; the tiny readers have 7 utterances, so fewer adapt/dev ones
     local_opts = option(run_help(recipe), "local_data_opts") + " --n_adapt 3 --n_dev 1 --mirrors file:///nowhere"

@@ -17,13 +17,14 @@ fft_fp32. Copy the chosen values into the --train_conf file by hand: the choice 
 from __future__ import annotations
 
 import argparse
-import itertools
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, List
 
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tuning_grid import add_speaker_args, parse_grid, tuning_speakers, write_table  # noqa: E402
 
 SYSTEMS = ("p4q", "lora_scratch_nf4", "fft_nf4", "fft_fp32")
 
@@ -37,53 +38,16 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", nargs="+", required=True, help="KEY=V1,V2,... for keys of the train conf")
     p.add_argument("--lora_conf", type=Path, default=None, help="LoRA YAML (LoRA systems)")
     p.add_argument("--decode_config", type=Path, required=True)
-    p.add_argument("--data_dir", type=Path, default=Path("data"))
-    p.add_argument("--tune_list", type=Path, default=Path("data/sa_tune.list"))
-    p.add_argument("--eval_list", type=Path, default=Path("data/sa_eval.list"))
+    add_speaker_args(p)
     p.add_argument("--n_utts", type=int, default=0, help="adaptation utterances per speaker (0: all)")
     p.add_argument("--output_dir", type=Path, required=True)
     return p
 
 
-def read_list(path: Path) -> List[str]:
-    ids = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            ids.append(line.split()[0])
-    return ids
-
-
-def _number(text: str, item: str):
-    for kind in (int, float):  # YAML would read 5e-4 as a string
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    raise SystemExit(f"--grid: '{text}' in '{item}' is not a number")
-
-
-def parse_grid(items: List[str]) -> List[Dict[str, float]]:
-    keys, values = [], []
-    for item in items:
-        key, sep, vals = item.partition("=")
-        if not sep or not vals:
-            raise SystemExit(f"--grid: '{item}' is not KEY=V1,V2,...")
-        keys.append(key)
-        values.append([_number(v, item) for v in vals.split(",")])
-    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
-
-
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s [tune_adapt] %(message)s")
-    speakers = read_list(args.tune_list)
-    evals = set(read_list(args.eval_list)) if args.eval_list.is_file() else set()
-    if not speakers:
-        raise SystemExit(f"{args.tune_list}: no tuning speakers")
-    if evals & set(speakers):
-        raise SystemExit(f"{args.tune_list}: {sorted(evals & set(speakers))} are evaluation speakers "
-                         f"({args.eval_list}); tuning on them is not allowed")
+    speakers = tuning_speakers(args.tune_list, args.eval_list)
 
     from espnet_p4q.bin import decode, finetune
     from espnet_p4q.report.wer import read_references, score_decoding, wer
@@ -128,14 +92,7 @@ def main(argv=None) -> int:
         rows.append((point, wer(d.pooled), {s: wer(c) for s, c in d.counts.items()}))
         logging.info("%s %s: WER %.2f%% over the tuning speakers", args.system, point, rows[-1][1])
 
-    best = min(range(len(rows)), key=lambda i: rows[i][1])
-    keys = list(rows[0][0])
-    lines = ["\t".join(keys + ["wer"] + speakers + ["best"])]
-    for i, (point, pooled, per) in enumerate(rows):
-        lines.append("\t".join([str(point[k]) for k in keys] + [f"{pooled:.2f}"]
-                               + [f"{per[s]:.2f}" for s in speakers] + ["*" if i == best else ""]))
-    table = "\n".join(lines) + "\n"
-    (args.output_dir / "tune.tsv").write_text(table, encoding="utf-8")
+    table = write_table(rows, speakers, args.output_dir)
     print(table, end="")
     return 0
 

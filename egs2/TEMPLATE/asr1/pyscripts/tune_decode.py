@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Choose decoding settings (beam, CTC weight, length penalty) on the TUNING speakers.
+
+For every grid point this decodes the tuning speakers' test sets with the FP32 base
+(espnet_p4q.bin.decode, which runs espnet2's beam search), pools the WER and prints a table,
+also written to OUTPUT_DIR/tune.tsv (the best row marked '*'). Speakers of the evaluation list
+are refused, as in tune_adapt.py. Copy the chosen values into conf/decode.yaml by hand; every
+system of the recipe then decodes with them.
+
+    tune_decode.py --exp_dir exp/asr_x --decode_config conf/decode.yaml \\
+        --grid ctc_weight=0.3,0.5,0.7 penalty=0,0.5 --output_dir exp/asr_x/tune_decode
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tuning_grid import add_speaker_args, parse_grid, tuning_speakers, write_table  # noqa: E402
+
+
+def get_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--exp_dir", type=Path, required=True, help="exp/asr_<tag> with config.yaml and base.pth")
+    p.add_argument("--decode_config", type=Path, required=True, help="decoding YAML (the grid overrides it)")
+    p.add_argument("--grid", nargs="+", required=True, help="KEY=V1,V2,... for keys of the decoding YAML")
+    add_speaker_args(p)
+    p.add_argument("--output_dir", type=Path, required=True)
+    return p
+
+
+def main(argv=None) -> int:
+    args = get_parser().parse_args(argv)
+    logging.basicConfig(level="INFO", format="%(asctime)s [tune_decode] %(message)s")
+    speakers = tuning_speakers(args.tune_list, args.eval_list)
+
+    from espnet_p4q.bin import decode
+    from espnet_p4q.report.wer import read_references, score_decoding, wer
+
+    base = f"fp32:{args.exp_dir / 'config.yaml'},{args.exp_dir / 'base.pth'}"
+    base_conf = yaml.safe_load(args.decode_config.read_text(encoding="utf-8")) or {}
+    refs = read_references(args.data_dir, speakers)
+    rows = []
+    for point in parse_grid(args.grid):
+        unknown = set(point) - set(base_conf)
+        if unknown:
+            raise SystemExit(f"--grid: {sorted(unknown)} not in {args.decode_config}")
+        tag = "_".join(f"{k}{v}" for k, v in point.items())
+        out = args.output_dir / tag
+        out.mkdir(parents=True, exist_ok=True)
+        conf = out / "decode.yaml"
+        conf.write_text(yaml.safe_dump({**base_conf, **point}, sort_keys=False), encoding="utf-8")
+        if decode.main(["--base", base, "--decode_config", str(conf),
+                        "--data_dirs", *[str(args.data_dir / f"{s}_test") for s in speakers],
+                        "--output_dir", str(out / "decode")]) != 0:
+            raise SystemExit(f"decode failed for {point}")
+        d = score_decoding(out / "decode", refs, f"fp32 {tag}")
+        rows.append((point, wer(d.pooled), {s: wer(c) for s, c in d.counts.items()}))
+        logging.info("%s: WER %.2f%% over the tuning speakers", point, rows[-1][1])
+
+    table = write_table(rows, speakers, args.output_dir)
+    print(table, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

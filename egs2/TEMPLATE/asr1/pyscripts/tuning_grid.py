@@ -1,0 +1,71 @@
+"""Grid search on the tuning speakers, shared by tune_adapt.py and tune_decode.py: the grid,
+the speaker lists (evaluation speakers refused) and the result table."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+Row = Tuple[Dict[str, float], float, Dict[str, float]]  # grid point, pooled WER, WER per speaker
+
+
+def read_list(path: Path) -> List[str]:
+    ids = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.append(line.split()[0])
+    return ids
+
+
+def _number(text: str, item: str):
+    for kind in (int, float):  # YAML would read 5e-4 as a string
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    raise SystemExit(f"--grid: '{text}' in '{item}' is not a number")
+
+
+def parse_grid(items: List[str]) -> List[Dict[str, float]]:
+    keys, values = [], []
+    for item in items:
+        key, sep, vals = item.partition("=")
+        if not sep or not vals:
+            raise SystemExit(f"--grid: '{item}' is not KEY=V1,V2,...")
+        keys.append(key)
+        values.append([_number(v, item) for v in vals.split(",")])
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def add_speaker_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data_dir", type=Path, default=Path("data"))
+    p.add_argument("--tune_list", type=Path, default=Path("data/sa_tune.list"))
+    p.add_argument("--eval_list", type=Path, default=Path("data/sa_eval.list"))
+
+
+def tuning_speakers(tune_list: Path, eval_list: Path) -> List[str]:
+    """The tuning speakers; an evaluation speaker among them is an error (its numbers are reported)."""
+    speakers = read_list(tune_list)
+    evals = set(read_list(eval_list)) if eval_list.is_file() else set()
+    if not speakers:
+        raise SystemExit(f"{tune_list}: no tuning speakers")
+    if evals & set(speakers):
+        raise SystemExit(f"{tune_list}: {sorted(evals & set(speakers))} are evaluation speakers "
+                         f"({eval_list}); tuning on them is not allowed")
+    return speakers
+
+
+def write_table(rows: Sequence[Row], speakers: Sequence[str], output_dir: Path) -> str:
+    """OUTPUT_DIR/tune.tsv: one row a grid point, pooled and per-speaker WER, the best marked '*'."""
+    best = min(range(len(rows)), key=lambda i: rows[i][1])
+    keys = list(rows[0][0])
+    lines = ["\t".join(keys + ["wer"] + list(speakers) + ["best"])]
+    for i, (point, pooled, per) in enumerate(rows):
+        lines.append("\t".join([str(point[k]) for k in keys] + [f"{pooled:.2f}"]
+                               + [f"{per[s]:.2f}" for s in speakers] + ["*" if i == best else ""]))
+    table = "\n".join(lines) + "\n"
+    (output_dir / "tune.tsv").write_text(table, encoding="utf-8")
+    return table

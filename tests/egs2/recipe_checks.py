@@ -1,0 +1,104 @@
+"""Checks every paper-scale recipe (egs2/<corpus>/asr1) must pass, shared by its test module.
+
+A recipe test module keeps what is particular to its corpus (the full-size model, the data
+options, the tiny corpus its stages 1-2 run on) and calls these for the rest: the links into
+egs2/TEMPLATE, run.sh --help with the stages and the recipe's defaults, the adaptation and
+decoding configs, and a temporary repository-shaped copy of the recipe to run stages in.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Dict
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+STAGES = {1: "data", 2: "validate", 3: "tokens", 4: "stats", 5: "train", 6: "quantize", 7: "lora_pretrain",
+          8: "adapt", 9: "decode", 10: "score", 11: "compare", 12: "sweep_utts", 13: "sweep_rank"}
+ADAPT_CONFIGS = ["lora_pretrain.yaml", "adapt_lora.yaml", "adapt_lora_scratch.yaml", "adapt_fft.yaml"]
+
+
+def load_module(path: Path) -> ModuleType:
+    """Import a helper module that sits beside a test file (test dirs are not packages)."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def env(**extra) -> Dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+
+
+def run_help(recipe: Path) -> str:
+    proc = subprocess.run(["./run.sh", "--help"], cwd=recipe, env=env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def option(help_text: str, name: str) -> str:
+    """Current value of --name in the help (quotes removed)."""
+    m = re.search(rf"^\s+--{name}=(\"[^\"]*\"|\S*)", help_text, re.M)
+    assert m, f"--{name} not in --help"
+    return m.group(1).strip('"')
+
+
+def check_layout(recipe: Path) -> None:
+    """Shared stage logic is linked from egs2/TEMPLATE; db.sh and run.sh are the recipe's own."""
+    for name in ("p4q.sh", "cmd.sh", "path.sh", "utils"):
+        link = recipe / name
+        assert link.is_symlink() and os.readlink(link) == f"../../TEMPLATE/asr1/{name}", name
+        assert link.resolve() == (REPO / "egs2/TEMPLATE/asr1" / name).resolve()
+    assert (recipe / "db.sh").is_file() and not (recipe / "db.sh").is_symlink()
+    assert os.access(recipe / "run.sh", os.X_OK)
+
+
+def check_help(recipe: Path, help_text: str, expected: Dict[str, str]) -> None:
+    """--help lists every stage, shows the recipe's defaults, and the configs it names exist."""
+    listed = {int(n): name for n, name in re.findall(r"^\s+(\d+)\s+(\w+)\s", help_text, re.M)}
+    assert listed == STAGES
+    for name, value in expected.items():
+        assert option(help_text, name) == value, name
+    for name in ("train_config", "inference_config", "lora_pretrain_config", "adapt_lora_config",
+                 "adapt_scratch_config", "adapt_fft_config"):
+        assert (recipe / option(help_text, name)).is_file(), name
+    # --ngpu is left to p4q.sh's detection (nvidia-smi), not fixed by run.sh
+    assert not re.search(r"^\s*--ngpu\b", (recipe / "run.sh").read_text(), re.M)
+
+
+def check_adaptation_config(recipe: Path, name: str) -> None:
+    from espnet_p4q.train.loop import TrainConfig
+
+    text = (recipe / "conf" / name).read_text()
+    cfg = TrainConfig(**yaml.safe_load(text))
+    assert cfg.epochs >= 1 and cfg.batch_size >= 1 and 0 < cfg.lr < 0.01 and cfg.warmup_steps >= 0
+    if name.startswith("adapt_"):  # a-priori values: the file says how to choose them
+        assert "tune_adapt.py" in text
+
+
+def check_decode_config(recipe: Path) -> None:
+    dec = yaml.safe_load((recipe / "conf/decode.yaml").read_text())
+    train = yaml.safe_load((recipe / "conf/train.yaml").read_text())
+    assert 10 <= dec["beam_size"] <= 20 and dec["lm_weight"] == 0
+    assert dec["ctc_weight"] == train["model_conf"]["ctc_weight"]
+
+
+def copy_recipe(recipe: Path, root: Path) -> Path:
+    """A repository-shaped copy of the recipe under root (TEMPLATE and path.sh linked), so that
+    running its stages writes nothing into egs2/."""
+    (root / "egs2").mkdir(parents=True)
+    (root / "path.sh").symlink_to(REPO / "path.sh")
+    (root / "egs2/TEMPLATE").symlink_to(REPO / "egs2/TEMPLATE")
+    copy = root / recipe.relative_to(REPO)
+    shutil.copytree(recipe, copy, symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "exp", "dump", "downloads", "RESULTS*"))
+    return copy
