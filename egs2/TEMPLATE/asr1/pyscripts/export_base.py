@@ -68,9 +68,12 @@ def main(argv=None) -> int:
             z.extractall(tmp / "model")
         zpath.unlink()
         pack_dir = tmp / "model"
-        train_log = exp / "train.log"
-        if train_log.is_file():
-            keep = [ln for ln in train_log.read_text(encoding="utf-8", errors="replace").splitlines()
+        # train.log, preceded by the logs p4q.sh kept of interrupted runs (train.<time>.log): the
+        # epoch summaries of the whole training, in order.
+        logs = sorted(exp.glob("train.[0-9]*.log")) + [exp / "train.log"]
+        texts = [f.read_text(encoding="utf-8", errors="replace") for f in logs if f.is_file()]
+        if texts:
+            keep = [ln for text in texts for ln in text.splitlines()
                     if re.search(r"\d+epoch results:|# Accounting:|# Ended|average_nbest_models.*Averaging", ln)]
             (pack_dir / "train_epochs.log").write_text("\n".join(keep) + "\n", encoding="utf-8")
         scores = []
@@ -79,10 +82,9 @@ def main(argv=None) -> int:
             scores.append(f"{res.parent.parent.name}\t{' '.join(line.split())}")
         if scores:
             (pack_dir / "scores.txt").write_text("\n".join(scores) + "\n", encoding="utf-8")
-        wall = None
-        if train_log.is_file():
-            m = re.findall(r"# Accounting: time=(\d+)", train_log.read_text(encoding="utf-8", errors="replace"))
-            wall = int(m[-1]) if m else None
+        # wall time of the training: the sum over the run and its interrupted predecessors
+        walls = [int(m[-1]) for m in (re.findall(r"# Accounting: time=(\d+)", t) for t in texts) if m]
+        wall = sum(walls) if walls else None
         try:
             commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                     check=True).stdout.strip()
@@ -93,8 +95,10 @@ def main(argv=None) -> int:
             f = args.data_dir / name
             if f.is_file():
                 corpus[name] = sha256(f)
+        audio_dir = args.data_dir / "local" / "audio_dir"  # written by synth_sa's local/data.sh
+        corpus_name = Path(audio_dir.read_text(encoding="utf-8").strip()).name if audio_dir.is_file() else None
         prov = {
-            "exp_dir": str(exp), "model_file": model.name, "model_sha256": sha256(model),
+            "corpus_name": corpus_name, "exp_dir": str(exp), "model_file": model.name, "model_sha256": sha256(model),
             "train_config": str(args.train_config) if args.train_config else None,
             "train_config_sha256": sha256(args.train_config) if args.train_config else None,
             "seed": cfg.get("seed"), "train_wall_seconds": wall, "git_commit": commit,
