@@ -4,8 +4,8 @@
 # anything given on the command line overrides them (./run.sh --help lists all).
 #   ./run.sh                          full size, starting from the base model that ships in
 #                                     pretrained/synth_sa_base (trained by this recipe; see
-#                                     pretrained/README.md): stages 3-5 import it, about 35 min
-#   ./run.sh --pretrained_model ""    the same, training the base first (stage 5, about 40 min
+#                                     pretrained/README.md): stages 3-5 import it, about 28 min
+#   ./run.sh --pretrained_model ""    the same, training the base first (stage 5, about 68 min
 #                                     more on 2 cores; reproduces pretrained/synth_sa_base)
 #   ./run.sh --pretrained_model "" --local_data_opts "--config conf/data_ci.yaml" \
 #       --train_config conf/train_ci.yaml --inference_config conf/decode_ci.yaml --nbpe 50 --n_adapt 0
