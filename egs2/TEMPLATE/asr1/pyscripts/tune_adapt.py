@@ -24,7 +24,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_grid import add_speaker_args, parse_grid, tuning_speakers, write_table  # noqa: E402
+from tuning_grid import add_speaker_args, parse_grid, point_config, score_point, tuning_speakers, write_table  # noqa: E402
 
 SYSTEMS = ("p4q", "lora_scratch_nf4", "fft_nf4", "fft_fp32")
 
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     speakers = tuning_speakers(args.tune_list, args.eval_list)
 
     from espnet_p4q.bin import decode, finetune
-    from espnet_p4q.report.wer import read_references, score_decoding, wer
+    from espnet_p4q.report.wer import read_references
 
     exp = args.exp_dir
     nf4 = f"nf4:{exp / 'nf4'}"
@@ -59,11 +59,7 @@ def main(argv=None) -> int:
     refs = read_references(args.data_dir, speakers)
     rows = []
     for point in parse_grid(args.grid):
-        tag = "_".join(f"{k}{v}" for k, v in point.items())
-        out = args.output_dir / tag
-        out.mkdir(parents=True, exist_ok=True)
-        conf = out / "train.yaml"
-        conf.write_text(yaml.safe_dump({**base_conf, **point}, sort_keys=False), encoding="utf-8")
+        tag, out, conf = point_config(args.output_dir, point, base_conf, "train.yaml")
         ft = ["--train_conf", str(conf), "--data_dirs", *[str(args.data_dir / f"{s}_adapt") for s in speakers],
               "--names", *speakers, "--output_dir", str(out / "adapt")]
         if args.n_utts:
@@ -88,8 +84,7 @@ def main(argv=None) -> int:
                         "--data_dirs", *[str(args.data_dir / f"{s}_test") for s in speakers],
                         "--output_dir", str(dec)]) != 0:
             raise SystemExit(f"decode failed for {point}")
-        d = score_decoding(dec, refs, f"{args.system} {tag}")
-        rows.append((point, wer(d.pooled), {s: wer(c) for s, c in d.counts.items()}))
+        rows.append(score_point(point, dec, refs, f"{args.system} {tag}"))
         logging.info("%s %s: WER %.2f%% over the tuning speakers", args.system, point, rows[-1][1])
 
     table = write_table(rows, speakers, args.output_dir)

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_grid import add_speaker_args, parse_grid, tuning_speakers, write_table  # noqa: E402
+from tuning_grid import add_speaker_args, parse_grid, point_config, score_point, tuning_speakers, write_table  # noqa: E402
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     speakers = tuning_speakers(args.tune_list, args.eval_list)
 
     from espnet_p4q.bin import decode
-    from espnet_p4q.report.wer import read_references, score_decoding, wer
+    from espnet_p4q.report.wer import read_references
 
     base = f"fp32:{args.exp_dir / 'config.yaml'},{args.exp_dir / 'base.pth'}"
     base_conf = yaml.safe_load(args.decode_config.read_text(encoding="utf-8")) or {}
@@ -50,17 +50,12 @@ def main(argv=None) -> int:
         unknown = set(point) - set(base_conf)
         if unknown:
             raise SystemExit(f"--grid: {sorted(unknown)} not in {args.decode_config}")
-        tag = "_".join(f"{k}{v}" for k, v in point.items())
-        out = args.output_dir / tag
-        out.mkdir(parents=True, exist_ok=True)
-        conf = out / "decode.yaml"
-        conf.write_text(yaml.safe_dump({**base_conf, **point}, sort_keys=False), encoding="utf-8")
+        tag, out, conf = point_config(args.output_dir, point, base_conf, "decode.yaml")
         if decode.main(["--base", base, "--decode_config", str(conf),
                         "--data_dirs", *[str(args.data_dir / f"{s}_test") for s in speakers],
                         "--output_dir", str(out / "decode")]) != 0:
             raise SystemExit(f"decode failed for {point}")
-        d = score_decoding(out / "decode", refs, f"fp32 {tag}")
-        rows.append((point, wer(d.pooled), {s: wer(c) for s, c in d.counts.items()}))
+        rows.append(score_point(point, out / "decode", refs, f"fp32 {tag}"))
         logging.info("%s: WER %.2f%% over the tuning speakers", point, rows[-1][1])
 
     table = write_table(rows, speakers, args.output_dir)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import itertools
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Mapping, Sequence, Tuple
+
+import yaml
 
 Row = Tuple[Dict[str, float], float, Dict[str, float]]  # grid point, pooled WER, WER per speaker
 
@@ -56,6 +58,26 @@ def tuning_speakers(tune_list: Path, eval_list: Path) -> List[str]:
         raise SystemExit(f"{tune_list}: {sorted(evals & set(speakers))} are evaluation speakers "
                          f"({eval_list}); tuning on them is not allowed")
     return speakers
+
+
+def point_config(output_dir: Path, point: Mapping[str, float], base_conf: Mapping,
+                 name: str) -> Tuple[str, Path, Path]:
+    """The grid point's tag, its directory OUTPUT_DIR/<tag> and there the YAML NAME: base_conf with
+    the point's values."""
+    tag = "_".join(f"{k}{v}" for k, v in point.items())
+    out = output_dir / tag
+    out.mkdir(parents=True, exist_ok=True)
+    conf = out / name
+    conf.write_text(yaml.safe_dump({**base_conf, **point}, sort_keys=False), encoding="utf-8")
+    return tag, out, conf
+
+
+def score_point(point: Mapping[str, float], decode_dir: Path, refs, label: str) -> Row:
+    """Pooled and per-speaker WER of one grid point's decoding of the tuning speakers' test sets."""
+    from espnet_p4q.report.wer import score_decoding, wer
+
+    d = score_decoding(decode_dir, refs, label)
+    return dict(point), wer(d.pooled), {s: wer(c) for s, c in d.counts.items()}
 
 
 def write_table(rows: Sequence[Row], speakers: Sequence[str], output_dir: Path) -> str:
