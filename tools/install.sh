@@ -37,7 +37,7 @@ log() { echo "[install $(date +%H:%M:%S)] $*" >&2; }
 PYTHON=${PYTHON:-python3.11}
 TORCH_VERSION=2.13.0
 ESPNET_VERSION=202511
-APT_PACKAGES="sox libsox-fmt-all flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sctk wordnet-base"
+APT_PACKAGES="sox libsox-fmt-all flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng sctk wordnet-base slurm-wlm munge"
 
 # --- system packages (speech synthesis for the default corpus, NIST sclite for scoring checks)
 if [ "$system_packages" = auto ]; then

@@ -7,8 +7,10 @@
 # One 'sbatch --wait --array=1-N' submission; task i replaces the name JOB by i in LOGFILE and in the
 # command, runs it from the current directory with the current environment (sbatch --export=ALL)
 # and writes its output to its log file, framed like run_local.sh's. The exit status is 0 only when
-# every task ended with status 0. The batch script and Slurm's own output are kept in
-# <dir of LOGFILE>/q/.
+# every task ended with status 0; a task that Slurm stops (scancel, time limit) ends its log with
+# code 143, and a submission sbatch refuses (e.g. more CPUs or memory than a node has) is reported
+# with sbatch's message. The batch script and Slurm's own output are kept in <dir of LOGFILE>/q/.
+# Options take 'NAME VALUE' or 'NAME=VALUE'.
 #
 # Options:
 #   --max_jobs_run N   at most N tasks at a time (--array=1-N%M)
@@ -29,10 +31,22 @@ while [ $# -gt 0 ]; do
     --num_threads) num_threads=$2; shift 2 ;;
     --time) time_limit=$2; shift 2 ;;
     --sbatch_opts) sbatch_opts="$sbatch_opts $2"; shift 2 ;;
+    --max_jobs_run=*) max_jobs_run=${1#*=}; shift ;;
+    --gpu=*) gpu=${1#*=}; shift ;;
+    --mem=*) mem=${1#*=}; shift ;;
+    --num_threads=*) num_threads=${1#*=}; shift ;;
+    --time=*) time_limit=${1#*=}; shift ;;
+    --sbatch_opts=*) sbatch_opts="$sbatch_opts ${1#*=}"; shift ;;
     --help|-h) sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     --*) echo "$0: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
+done
+
+for pair in "max_jobs_run:$max_jobs_run" "gpu:$gpu" "num_threads:${num_threads:-1}"; do
+  if ! [[ ${pair#*:} =~ ^[0-9]+$ ]]; then
+    echo "$0: --${pair%%:*} takes a non-negative integer, not '${pair#*:}'" >&2; exit 2
+  fi
 done
 
 jobvar="" first=1 last=1
@@ -95,8 +109,19 @@ start=$(date +%s)
   echo "# $c"
   echo "# Started at $(date) on $(hostname) (Slurm job ${SLURM_ARRAY_JOB_ID:-?}_$i)"
 } > "$log"
-bash -c "$c" >> "$log" 2>&1 < /dev/null
+stopped() {  # Slurm ends a task with SIGTERM (scancel, time limit), SIGKILL after KillWait
+  trap - TERM INT
+  kill -TERM "$child" 2>/dev/null
+  echo "# Ended (code 143: stopped by Slurm, e.g. scancel or time limit) at $(date)" >> "$log"
+  echo 143 > "$statusdir/$i"
+  exit 143
+}
+trap stopped TERM INT
+bash -c "$c" >> "$log" 2>&1 < /dev/null &
+child=$!
+wait "$child"
 rc=$?
+trap - TERM INT
 {
   echo "# Accounting: time=$(( $(date +%s) - start )) threads=${SLURM_CPUS_PER_TASK:-1}"
   echo "# Ended (code $rc) at $(date)"
@@ -139,6 +164,11 @@ failed=()
 for (( i = first; i <= last; i++ )); do
   if [ "$(cat "$statusdir/$i" 2>/dev/null)" != 0 ]; then failed+=("$i"); fi
 done
+if ! grep -q '^Submitted batch job' "$qdir/$base.sbatch.out"; then
+  echo "$0: sbatch refused the job (exit $sbatch_rc; $qdir/$base.sbatch.out):" >&2
+  sed 's/^/  /' "$qdir/$base.sbatch.out" >&2
+  exit 1
+fi
 if [ ${#failed[@]} -gt 0 ] || [ "$sbatch_rc" -ne 0 ]; then
   first_log=$logfile
   [ -n "$jobvar" ] && [ ${#failed[@]} -gt 0 ] && first_log=${logfile//$jobvar/${failed[0]}}

@@ -1,0 +1,124 @@
+"""The Slurm job backend (cmd.sh with cmd_backend=slurm -> utils/run_slurm.sh) against a real
+single-node Slurm started by the ``slurm_cluster`` fixture (tests/egs2/slurm_cluster.py).
+
+Every job goes through the recipe's own cmd.sh, as p4q.sh runs it; outputs and logs must land where
+utils/run_local.sh puts them, failures must name the failed task's log and exit non-zero, and
+a run that is stopped must leave no task running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
+
+REPO = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO / "egs2" / "TEMPLATE" / "asr1"
+
+
+@pytest.fixture
+def recipe_dir(tmp_path) -> Path:
+    """A directory shaped like a recipe: cmd.sh and utils/ of the template (as in egs2/*/asr1)."""
+    (tmp_path / "cmd.sh").symlink_to(TEMPLATE / "cmd.sh")
+    (tmp_path / "utils").symlink_to(TEMPLATE / "utils")
+    return tmp_path
+
+
+def through_cmd_sh(recipe: Path, backend: str, env: dict, line: str, timeout: float = 120):
+    """Source the recipe's cmd.sh with BACKEND and run LINE (which uses $train_cmd etc.) there."""
+    script = f"set -u; cmd_backend={backend}; . ./cmd.sh; {line}"
+    return subprocess.run(["bash", "-c", script], cwd=recipe, env=env, capture_output=True,
+                           text=True, timeout=timeout)
+
+
+def normalised_log(path: Path) -> list:
+    """A job log without what differs between runs (times, hosts, job ids)."""
+    return [line.split(" at ")[0] for line in path.read_text().splitlines()
+            if not line.startswith(("# Started at", "# Accounting:"))]
+
+
+def squeue(cluster) -> str:
+    return cluster.client("squeue", "-h", "-o", "%i %T").stdout.strip()
+
+
+@pytest.mark.parametrize("cmd", ["decode_cmd", "train_cmd", "cuda_cmd --gpu 0"])
+def test_job_array_lands_where_run_local_puts_it(slurm_cluster, recipe_dir, cmd):  # noqa: F811
+    line = (f'${cmd} JOB=1:3 exp/log/step.JOB.log echo task JOB "a b" ">" exp/out.JOB '
+            """"&&" echo 'cpus=${SLURM_CPUS_PER_TASK:-none}' ">" exp/cpus.JOB "&&" echo done JOB""")
+    expected_cpus = {"decode_cmd": 1, "train_cmd": 2, "cuda_cmd --gpu 0": 4}
+    res = through_cmd_sh(recipe_dir, "slurm", slurm_cluster.env, line)
+    assert res.returncode == 0, res.stdout + res.stderr + slurm_cluster.log_tails()
+    assert res.stderr == ""
+    local = recipe_dir / "local_run"
+    local.mkdir()
+    (local / "cmd.sh").symlink_to(TEMPLATE / "cmd.sh")
+    (local / "utils").symlink_to(TEMPLATE / "utils")
+    res = through_cmd_sh(local, "local", slurm_cluster.env, line)
+    assert res.returncode == 0, res.stderr
+    for j in (1, 2, 3):
+        out = recipe_dir / f"exp/out.{j}"
+        assert out.read_text() == f"task {j} a b\n" == (local / f"exp/out.{j}").read_text()
+        log = recipe_dir / f"exp/log/step.{j}.log"
+        assert normalised_log(log) == normalised_log(local / f"exp/log/step.{j}.log")
+        text = log.read_text()
+        assert f"done {j}\n# Accounting" in text and "# Ended (code 0)" in text
+        assert text.splitlines()[1].endswith(f"_{j})")  # '(Slurm job ID_j)': it ran as array task j
+        # Slurm gave the task cmd.sh's --num_threads as --cpus-per-task
+        assert (recipe_dir / f"exp/cpus.{j}").read_text() == f"cpus={expected_cpus[cmd]}\n"
+    q = recipe_dir / "exp/log/q"
+    assert (q / "step.sh").is_file() and (q / "step.sbatch.out").read_text().startswith("Submitted batch job")
+    assert squeue(slurm_cluster) == ""
+
+
+def test_failing_job_is_reported_with_its_log(slurm_cluster, recipe_dir):  # noqa: F811
+    line = ('$decode_cmd JOB=1:4 exp/log/bad.JOB.log echo working on JOB ";" '
+            '"[" JOB != 3 "]" "||" "{" echo task JOB fails ">&2" ";" exit 7 ";" "}"')
+    res = through_cmd_sh(recipe_dir, "slurm", slurm_cluster.env, line)
+    assert res.returncode == 1, res.stdout + res.stderr
+    failed_log = recipe_dir / "exp/log/bad.3.log"
+    assert "1 / 4 failed (jobs: 3;" in res.stderr
+    assert "log is in exp/log/bad.3.log" in res.stderr
+    assert "task 3 fails" in res.stderr  # the tail of the failed log is shown
+    assert "task 3 fails" in failed_log.read_text() and "# Ended (code 7)" in failed_log.read_text()
+    for j in (1, 2, 4):
+        assert "# Ended (code 0)" in (recipe_dir / f"exp/log/bad.{j}.log").read_text()
+
+
+def test_refused_submission_shows_sbatch_message(slurm_cluster, recipe_dir):  # noqa: F811
+    res = through_cmd_sh(recipe_dir, "slurm", slurm_cluster.env,
+                         "$train_cmd --mem 100T JOB=1:2 exp/log/big.JOB.log true")
+    assert res.returncode == 1
+    assert "sbatch refused the job" in res.stderr and "Memory specification" in res.stderr, res.stderr
+    assert not (recipe_dir / "exp/log/big.1.log").exists()
+
+
+def test_stopped_run_cancels_its_tasks(slurm_cluster, recipe_dir):  # noqa: F811
+    """SIGTERM to the runner (a Ctrl-C or a killed pipeline) cancels the array; the tasks' logs say
+    that Slurm stopped them and nothing is left queued or running."""
+    script = "cmd_backend=slurm; . ./cmd.sh; exec $decode_cmd JOB=1:2 exp/log/long.JOB.log sleep 120"
+    proc = subprocess.Popen(["bash", "-c", script], cwd=recipe_dir, env=slurm_cluster.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and squeue(slurm_cluster).count("RUNNING") < 2:
+            time.sleep(0.3)
+        assert squeue(slurm_cluster).count("RUNNING") == 2, squeue(slurm_cluster)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "cancelled" in err, err
+    deadline = time.time() + 20
+    while time.time() < deadline and squeue(slurm_cluster):
+        time.sleep(0.3)
+    assert squeue(slurm_cluster) == ""
+    for j in (1, 2):
+        log = (recipe_dir / f"exp/log/long.{j}.log").read_text()
+        assert "# Ended (code 143: stopped by Slurm" in log, log
