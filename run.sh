@@ -13,7 +13,9 @@ install=true
 args=()
 while [ $# -gt 0 ]; do
   case $1 in
-    --install) install=$2; shift 2 ;;
+    --install)
+      [ $# -ge 2 ] || { echo "$0: error: option --install needs a value (true or false)" >&2; exit 2; }
+      install=$2; shift 2 ;;
     --install=*) install=${1#*=}; shift ;;
     -h|--help)
       sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -24,7 +26,11 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-case $install in true|false) ;; *) echo "$0: --install takes true or false" >&2; exit 2 ;; esac
+case $install in true|false) ;; *) echo "$0: error: --install takes true or false, not '$install'" >&2; exit 2 ;; esac
+# The recipe's option values are checked before anything is installed or run.
+if [ -x "$recipe/p4q.sh" ]; then
+  (cd "$recipe" && ./run.sh "${args[@]}" --check_only true)
+fi
 
 if [ "$install" = true ]; then
   "$root/tools/install.sh"

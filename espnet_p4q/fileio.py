@@ -73,8 +73,9 @@ def write_json_atomic(path: os.PathLike, obj) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
-def _lines(path: Path) -> Iterator[Tuple[int, str]]:
+def iter_lines(path: os.PathLike) -> Iterator[Tuple[int, str]]:
     """(1-based line number, text without the newline) of a UTF-8 file; bad UTF-8 is an error."""
+    path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path)
     with open(path, "rb") as f:
@@ -92,16 +93,17 @@ def split_table_line(text: str) -> Tuple[str, str]:
     return parts[0], (parts[1].strip() if len(parts) > 1 else "")
 
 
-def read_kaldi_table(path: os.PathLike, allow_empty_value: bool = False) -> Dict[str, str]:
+def read_kaldi_table(path: os.PathLike, allow_empty_value: bool = True) -> Dict[str, str]:
     """Read a Kaldi table (``key value...``, one entry a line) into an ordered dict.
 
-    Blank lines are skipped; a duplicate key, or an entry without a value, is an
-    :class:`InputError` naming the line.
+    Blank lines are skipped; a duplicate key, or (with ``allow_empty_value=False``) an entry
+    without a value, is an :class:`InputError` naming the line. Empty values are allowed by
+    default: a ``text`` line of an utterance with no words is its id alone.
     """
     path = Path(path)
     table: Dict[str, str] = {}
     first: Dict[str, int] = {}
-    for n, text in _lines(path):
+    for n, text in iter_lines(path):
         if not text.strip():
             continue
         key, value = split_table_line(text)
@@ -117,16 +119,16 @@ def read_kaldi_table(path: os.PathLike, allow_empty_value: bool = False) -> Dict
 def read_id_list(path: os.PathLike, allow_empty: bool = False) -> List[str]:
     """Read a list of ids (speakers, talks, utterances), one a line.
 
-    The one comment rule of the project: a line whose first non-blank character is ``#`` is a
-    comment, and blank lines are skipped. Two ids on a line, a duplicate, or (unless
+    The one comment rule of the project (p4q.sh's ``read_list`` applies the same): ``#`` starts a
+    comment that runs to the end of the line, and lines left blank are skipped. Two ids on a line, a duplicate, or (unless
     ``allow_empty``) no id at all are :class:`InputError` naming the line.
     """
     path = Path(path)
     ids: List[str] = []
     first: Dict[str, int] = {}
-    for n, text in _lines(path):
-        fields = text.split()
-        if not fields or fields[0].startswith("#"):
+    for n, text in iter_lines(path):
+        fields = text.split("#", 1)[0].split()
+        if not fields:
             continue
         if len(fields) > 1:
             raise InputError(f"one id a line, got '{text.strip()}'", path, n)

@@ -17,6 +17,8 @@ import torch
 class PatternError(ValueError):
     """A target pattern is malformed or selects no module."""
 
+    user_facing = True  # the message says what and where: a CLI prints it as one line
+
 
 def select_modules(
     model: torch.nn.Module,

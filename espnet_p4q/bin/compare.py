@@ -16,10 +16,11 @@ import sys
 from typing import List, Optional
 
 from espnet_p4q.scoring.align import METHODS
-from espnet_p4q.scoring.atomic import write_text_atomic
+from espnet_p4q.fileio import write_text_atomic
 from espnet_p4q.scoring.mapsswe import MapssweResult, format_result, mapsswe
 from espnet_p4q.scoring.sclite_report import missing_hypotheses
 from espnet_p4q.scoring.trn import TranscriptError, read_kaldi_text
+from espnet_p4q.cli import guarded
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -55,6 +56,7 @@ def compare(ref_text: str, hyp_text_a: str, hyp_text_b: str, name_a: str = "A",
                    method=method)
 
 
+@guarded("compare")
 def main(argv: Optional[List[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     if args.name_a == args.name_b:

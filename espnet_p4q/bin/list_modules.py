@@ -12,7 +12,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from espnet_p4q.cli import guarded
 
+
+@guarded("list_modules")
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--asr_train_config", type=Path, required=True)

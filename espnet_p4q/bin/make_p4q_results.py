@@ -25,8 +25,9 @@ from espnet_p4q.report.markdown import render
 from espnet_p4q.report.results import build_results
 from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.align import METHODS
-from espnet_p4q.scoring.atomic import write_text_atomic
+from espnet_p4q.fileio import write_text_atomic
 from espnet_p4q.scoring.trn import TranscriptError
+from espnet_p4q.cli import guarded
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -73,6 +74,7 @@ def make_results(args: argparse.Namespace) -> dict:
     return res
 
 
+@guarded("make_p4q_results")
 def main(argv: Optional[List[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     try:

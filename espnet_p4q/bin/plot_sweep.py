@@ -18,6 +18,7 @@ from espnet_p4q.report.sweep import load_points, plot, score_points, write_csv
 from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.align import METHODS
 from espnet_p4q.scoring.trn import TranscriptError
+from espnet_p4q.cli import guarded
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,7 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@guarded("plot_sweep")
 def main(argv: Optional[List[str]] = None) -> int:
     args = get_parser().parse_args(argv)
     try:

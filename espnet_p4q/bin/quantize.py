@@ -15,7 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
+from espnet_p4q.cli import guarded
+from espnet_p4q.fileio import InputError
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -28,18 +29,20 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@guarded("quantize")
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s [quantize] %(levelname)s %(message)s")
     for f in (args.asr_train_config, args.asr_model_file, args.quant_conf):
         if not f.is_file():
-            sys.exit(f"quantize: {f}: no such file")
+            raise InputError("no such file", f)
 
+    from espnet_p4q.patterns import PatternError
     from espnet_p4q.quant.apply import describe, quantize_model
     from espnet_p4q.quant.config import QuantConfig
-    from espnet_p4q.quant.report import size_report, write_json_atomic
-    from espnet_p4q.quant.serialize import save_quantized
-    from espnet_p4q.tasks.asr_model import PACKED_MODEL_NAME, copy_config_with_files, load_fp32_asr_model
+    from espnet_p4q.fileio import write_json_atomic
+    from espnet_p4q.quant.report import size_report
+    from espnet_p4q.tasks.asr_model import PACKED_MODEL_NAME, load_fp32_asr_model, save_packed_dir
 
     qcfg = QuantConfig.from_yaml(args.quant_conf)
     out = args.output_dir
@@ -47,14 +50,14 @@ def main(argv=None) -> int:
     (out / "size.json").unlink(missing_ok=True)  # size.json marks a finished directory
     model, _ = load_fp32_asr_model(args.asr_train_config, args.asr_model_file)
     model.eval()
-    names = quantize_model(model, qcfg)
+    try:
+        names = quantize_model(model, qcfg)
+    except PatternError as e:
+        raise InputError(str(e), args.quant_conf) from e
     logging.info("packed %d modules to 4-bit %s (block %d)", len(names), qcfg.quant_type, qcfg.blocksize)
-    fingerprint = save_quantized(model, qcfg, out / PACKED_MODEL_NAME)
-    copy_config_with_files(args.asr_train_config, out)
-    with open(out / "quant.yaml", "w", encoding="utf-8") as f:
-        yaml.safe_dump(qcfg.to_dict(), f, sort_keys=False)
+    fingerprint = save_packed_dir(model, qcfg, args.asr_train_config, out)
     report = size_report(describe(model), args.asr_model_file, out / PACKED_MODEL_NAME, fingerprint)
-    write_json_atomic(report, out / "size.json")
+    write_json_atomic(out / "size.json", report)
     logging.info(
         "FP32 %.2f MB -> %.2f MB (%.2fx), %.3f bits/param, %d params left in FP32; wrote %s",
         report["fp32_bytes"] / 1e6, report["quantized_bytes"] / 1e6, report["ratio"],

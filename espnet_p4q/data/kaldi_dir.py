@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List
 
+from espnet_p4q.fileio import read_kaldi_table
+
 
 @dataclass(frozen=True)
 class Utterance:
@@ -25,16 +27,8 @@ class Utterance:
 
 
 def read_table(path: Path) -> Dict[str, str]:
-    """Read a two-column Kaldi table (``key value...``) into an ordered dict."""
-    table: Dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            key, _, value = line.partition(" ")
-            table[key] = value.strip()
-    return table
+    """A two-column Kaldi table as an ordered dict (:func:`espnet_p4q.fileio.read_kaldi_table`)."""
+    return read_kaldi_table(path)
 
 
 def read_data_dir(data_dir: os.PathLike) -> List[Utterance]:

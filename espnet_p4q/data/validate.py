@@ -19,6 +19,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import soundfile
 
+from espnet_p4q.fileio import split_table_line
+
 TABLES = ("wav.scp", "text", "utt2spk", "spk2utt")
 _ARK_OFFSET = re.compile(r"^(?P<ark>\S+\.ark):(?P<offset>\d+)$")
 MAX_PER_KIND = 10  # issues of one kind in one file before they are summarised
@@ -53,6 +55,8 @@ class Report:
 
 class DataDirError(ValueError):
     """Raised by :func:`check_data_dir`; the message lists every issue, one per line."""
+
+    user_facing = True  # the message says what and where: a CLI prints it as one line
 
     def __init__(self, report: Report):
         self.report = report
@@ -113,8 +117,7 @@ def _read_rows(path: Path, out: _Collector) -> List[Row]:
         if text[0].isspace():
             out.add(path, n, "indent", "line starts with whitespace (no id)")
             continue
-        parts = text.split(None, 1)
-        key, value = parts[0], (parts[1].strip() if len(parts) > 1 else "")
+        key, value = split_table_line(text)
         if key in seen:
             out.add(path, n, "duplicate", f"duplicate id '{key}' (first on line {seen[key]})")
             continue
@@ -160,9 +163,20 @@ def _audio_info(entry: str, root: Path, check_pipes: bool) -> Tuple[Optional[str
         return f"unreadable audio file {entry} ({type(e).__name__})", None
 
 
+def _sampled(rows: List[Row], fraction: float) -> List[Row]:
+    """Every pipe row when ``fraction`` is 1, else an even, deterministic share of them (at least
+    one): running every ``cmd |`` of a paper-scale corpus costs as much as decoding its audio."""
+    if fraction >= 1.0:
+        return rows
+    pipes = [r for r in rows if r.value.endswith("|")]
+    keep = max(1, round(len(pipes) * fraction)) if pipes else 0
+    chosen = {pipes[int(i * len(pipes) / keep)].key for i in range(keep)}
+    return [r for r in rows if not r.value.endswith("|") or r.key in chosen]
+
+
 def _check_audio(path: Path, rows: List[Row], out: _Collector, sample_rate: Optional[int],
-                 root: Path, check_pipes: bool) -> None:
-    for row in rows:
+                 root: Path, check_pipes: bool, pipe_fraction: float = 1.0) -> None:
+    for row in _sampled(rows, pipe_fraction):
         error, info = _audio_info(row.value, root, check_pipes)
         if error:
             out.add(path, row.line, "audio", f"'{row.key}': {error}")
@@ -240,13 +254,16 @@ def _check_speakers(u2s_path: Path, u2s: List[Row], s2u_path: Optional[Path],
 
 
 def validate_data_dir(data_dir: os.PathLike, sample_rate: Optional[int] = 16000,
-                      check_audio: bool = True, check_pipes: bool = False,
-                      audio_root: Optional[os.PathLike] = None) -> Report:
+                      check_audio: bool = True, check_pipes: bool = True,
+                      audio_root: Optional[os.PathLike] = None, pipe_fraction: float = 1.0) -> Report:
     """Validate one data dir and return a :class:`Report` (no exception on bad data).
 
     Relative audio paths are resolved against ``audio_root`` (default: the current directory,
-    which is how Kaldi and ESPnet recipes read them).
+    which is how Kaldi and ESPnet recipes read them). ``cmd |`` entries are run and their output
+    checked like files (``check_pipes``), all of them or an even ``pipe_fraction`` of them.
     """
+    if not 0.0 < pipe_fraction <= 1.0:
+        raise ValueError(f"pipe_fraction must be in (0, 1], got {pipe_fraction}")
     d = Path(data_dir)
     report = Report(str(d))
     out = _Collector()
@@ -271,6 +288,8 @@ def validate_data_dir(data_dir: os.PathLike, sample_rate: Optional[int] = 16000,
             if not r.value:
                 out.add(path, r.line, "empty-wav", f"no audio given for '{r.key}'")
     _cross_check(tables, out)
+    if "wav.scp" in tables and not tables["wav.scp"][1]:
+        out.add(tables["wav.scp"][0], None, "no-utts", "no utterances: the data dir is empty")
     if "utt2spk" in tables:
         s2u = tables.get("spk2utt")
         spks = _check_speakers(*tables["utt2spk"], s2u[0] if s2u else None, s2u[1] if s2u else None, out)
@@ -279,7 +298,7 @@ def validate_data_dir(data_dir: os.PathLike, sample_rate: Optional[int] = 16000,
     if check_audio and "wav.scp" in tables:
         root = Path(audio_root) if audio_root is not None else Path.cwd()
         path, rows = tables["wav.scp"]
-        _check_audio(path, [r for r in rows if r.value], out, sample_rate, root, check_pipes)
+        _check_audio(path, [r for r in rows if r.value], out, sample_rate, root, check_pipes, pipe_fraction)
     report.issues = out.finish()
     return report
 

@@ -15,7 +15,7 @@ import torch
 
 from espnet_p4q.lora.config import LoRAConfig
 from espnet_p4q.lora.inject import adapter_state, count_parameters
-from espnet_p4q.quant.serialize import atomic_torch_save, tensor_fingerprint
+from espnet_p4q.quant.serialize import atomic_torch_save, non_finite_names, tensor_fingerprint
 
 FORMAT = "espnet_p4q.adapter"
 VERSION = 1
@@ -24,6 +24,8 @@ ADAPTER_NAME = "adapter.pth"
 
 class AdapterError(RuntimeError):
     """An adapter file cannot be used with this model."""
+
+    user_facing = True  # its message names the file: a CLI prints it as one line
 
 
 def save_adapter(
@@ -36,7 +38,10 @@ def save_adapter(
     """Write the model's adapter tensors to ``path`` atomically; return the header written."""
     tensors = adapter_state(model, bias=lora_config.bias)
     if not tensors:
-        raise AdapterError("the model has no LoRA tensors to save")
+        raise AdapterError(f"{path}: the model has no LoRA tensors to save")
+    bad = non_finite_names(tensors)
+    if bad:
+        raise AdapterError(f"{path}: refusing to save an adapter with NaN/inf in {', '.join(bad[:3])}")
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -63,10 +68,15 @@ def read_adapter(path: os.PathLike) -> Dict[str, Any]:
         raise AdapterError(f"{path}: corrupt or truncated adapter file ({type(e).__name__}: {e})") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise AdapterError(f"{path}: not an espnet_p4q adapter file")
+    if not isinstance(payload.get("tensors"), dict) or "checksum" not in payload:
+        raise AdapterError(f"{path}: adapter file without tensors or checksum")
     if payload.get("version") != VERSION:
         raise AdapterError(f"{path}: unsupported adapter version {payload.get('version')}")
     if tensor_fingerprint(payload["tensors"]) != payload["checksum"]:
         raise AdapterError(f"{path}: checksum mismatch, the adapter file is corrupt")
+    bad = non_finite_names(payload["tensors"])
+    if bad:
+        raise AdapterError(f"{path}: the adapter holds NaN/inf in {', '.join(bad[:3])}")
     payload["path"] = str(path)
     return payload
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Union
 
-import yaml
+from espnet_p4q.config_check import load_checked
 
 
 @dataclass
@@ -25,6 +25,8 @@ class LoRAConfig:
     exclude: List[str] = field(default_factory=list)
 
     def __post_init__(self):
+        if self.alpha <= 0:
+            raise ValueError(f"LoRA alpha must be > 0 (the branch is scaled by alpha/rank), got {self.alpha}")
         if self.rank < 1:
             raise ValueError(f"LoRA rank must be >= 1, got {self.rank}")
         if not 0.0 <= self.dropout < 1.0:
@@ -37,16 +39,8 @@ class LoRAConfig:
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path], **overrides) -> "LoRAConfig":
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
-        raw.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown LoRA option(s) {sorted(unknown)}")
-        try:
-            return cls(**raw)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: {e}") from e
+        """Read a LoRA YAML, checked by type and range (errors name the file)."""
+        return load_checked(cls, path, what="LoRA option", **overrides)
 
     def to_dict(self) -> dict:
         return asdict(self)

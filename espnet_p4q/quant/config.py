@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import List, Union
 
-import yaml
+from espnet_p4q.config_check import load_checked
 
 _DTYPES = ("float32", "bfloat16", "float16")
 
@@ -38,15 +38,8 @@ class QuantConfig:
 
     @classmethod
     def from_yaml(cls, path: Union[str, Path]) -> "QuantConfig":
-        with open(path, encoding="utf-8") as f:
-            raw = yaml.safe_load(f) or {}
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"{path}: unknown quantisation option(s) {sorted(unknown)}")
-        try:
-            return cls(**raw)
-        except (TypeError, ValueError) as e:
-            raise ValueError(f"{path}: {e}") from e
+        """Read a quantisation YAML, checked by type and range (errors name the file)."""
+        return load_checked(cls, path, what="quantisation option")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -38,6 +38,14 @@ _SHARED_KEYS = ("quant_map", "nested_quant_map")
 class QuantizedModelError(RuntimeError):
     """A quantised model file is missing, corrupt, or does not fit the model structure."""
 
+    user_facing = True  # its message names the file: a CLI prints it as one line
+
+
+def non_finite_names(tensors: Dict[str, torch.Tensor]) -> list:
+    """Names of floating-point tensors holding NaN or infinity (a diverged run must not be saved)."""
+    return sorted(k for k, t in tensors.items()
+                  if torch.is_floating_point(t) and t.numel() and not bool(torch.isfinite(t).all()))
+
 
 def tensor_fingerprint(tensors: Dict[str, torch.Tensor]) -> str:
     """SHA-256 over names, dtypes, shapes and bytes of ``tensors`` in sorted key order."""
@@ -127,6 +135,9 @@ def atomic_torch_save(obj: Any, path: os.PathLike) -> None:
 def save_quantized(model: torch.nn.Module, quant_config: QuantConfig, path: os.PathLike) -> str:
     """Write the packed model to ``path`` atomically; return its fingerprint."""
     payload = pack_state(model, quant_config)
+    bad = non_finite_names({**payload["tensors"], **payload["shared"]})
+    if bad:
+        raise QuantizedModelError(f"{path}: refusing to save a model with NaN/inf in {', '.join(bad[:5])}")
     blob, index = _to_blob({**payload.pop("tensors"), **{"shared." + k: v for k, v in payload.pop("shared").items()}})
     atomic_torch_save({**payload, "blob": blob, "index": index}, path)
     return payload["fingerprint"]
@@ -151,6 +162,9 @@ def read_quantized(path: os.PathLike) -> Dict[str, Any]:
         raise QuantizedModelError(f"{path}: corrupt tensor data ({e})") from e
     if tensor_fingerprint(everything) != payload["fingerprint"]:
         raise QuantizedModelError(f"{path}: checksum mismatch, the file is corrupt")
+    bad = non_finite_names(everything)
+    if bad:
+        raise QuantizedModelError(f"{path}: the model holds NaN/inf in {', '.join(bad[:5])}")
     payload["shared"] = {k[len("shared."):]: v for k, v in everything.items() if k.startswith("shared.")}
     payload["tensors"] = {k: v for k, v in everything.items() if not k.startswith("shared.")}
     return payload

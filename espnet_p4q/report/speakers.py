@@ -9,29 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Tuple
 
+from espnet_p4q.fileio import read_id_list
 from espnet_p4q.report.validate import ReportError
 
 LIST_FILES = {"eval": "sa_eval.list", "tune": "sa_tune.list"}
-
-
-def read_id_list(path: Path) -> List[str]:
-    """Speaker ids, one a line (blank lines skipped); duplicates and an empty list are errors."""
-    if not path.is_file():
-        raise ReportError(f"{path}: no such speaker list")
-    ids: List[str] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) > 1:
-                raise ReportError(f"{path}:{lineno}: one speaker id a line, got '{line.strip()}'")
-            if fields[0] in ids:
-                raise ReportError(f"{path}:{lineno}: speaker '{fields[0]}' listed twice")
-            ids.append(fields[0])
-    if not ids:
-        raise ReportError(f"{path}: the speaker list is empty")
-    return ids
 
 
 def speaker_lists(data_dir: Path, which: str) -> Tuple[List[str], List[str]]:

@@ -17,17 +17,17 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
 from espnet_p4q.report.manifest import NAME_RE, resolve
-from espnet_p4q.report.speakers import LIST_FILES, read_id_list
+from espnet_p4q.fileio import read_id_list
+from espnet_p4q.report.speakers import LIST_FILES
 from espnet_p4q.report.validate import (ReportError, field, load_json, need_object,
                                         reject_unknown)
 from espnet_p4q.report.wer import read_references, score_decoding, wer
-from espnet_p4q.scoring.atomic import write_text_atomic
+from espnet_p4q.fileio import atomic_path, write_text_atomic
 
 TOP_KEYS = ("data_dir", "x_name", "title", "labels", "points")
 POINT_KEYS = ("system", "x", "decode_dir", "speakers")
@@ -160,16 +160,8 @@ def plot(rows: List[Dict[str, object]], path: os.PathLike, x_label: str,
         ax.legend()
         fig.tight_layout()
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     finally:
         plt.close(fig)
     return path

@@ -20,6 +20,8 @@ _REQUIRED = object()
 class ReportError(ValueError):
     """An input of the report is missing or malformed; the message starts with the file."""
 
+    user_facing = True  # the message says what and where: a CLI prints it as one line
+
 
 def load_json(path: os.PathLike, what: str) -> Any:
     """Parse the JSON file ``path``; ``what`` says what it is, for the error message."""

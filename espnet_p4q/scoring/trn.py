@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Container, Dict, List, Optional
 
-from espnet_p4q.scoring.atomic import write_text_atomic
+from espnet_p4q.fileio import iter_lines, write_text_atomic
 
 Transcripts = Dict[str, List[str]]
 """Utterance id -> words, in file order."""
@@ -30,6 +30,8 @@ _TRN_LINE = re.compile(r"^(?P<words>.*?)\s*\((?P<utt>[^()\s]+)\)\s*$")
 
 class TranscriptError(ValueError):
     """A malformed transcript file; the message names the file and line."""
+
+    user_facing = True  # the message says what and where: a CLI prints it as one line
 
 
 def fold_case(text: str) -> str:
@@ -76,19 +78,18 @@ def read_kaldi_text(path: os.PathLike, ref_ids: Optional[Container[str]] = None)
     """
     out: Transcripts = {}
     seen = _IdSet()
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{lineno}"
-            utt, words = fields[0], fields[1:]
-            _check_utt_id(utt, where)
-            seen.add(utt, where)
-            if ref_ids is not None and utt not in ref_ids:
-                raise TranscriptError(f"{where}: hypothesis for '{utt}', which the reference "
-                                      "does not have")
-            out[utt] = words
+    for lineno, line in iter_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{lineno}"
+        utt, words = fields[0], fields[1:]
+        _check_utt_id(utt, where)
+        seen.add(utt, where)
+        if ref_ids is not None and utt not in ref_ids:
+            raise TranscriptError(f"{where}: hypothesis for '{utt}', which the reference "
+                                  "does not have")
+        out[utt] = words
     return out
 
 

@@ -16,16 +16,18 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 import yaml
 
+from espnet_p4q.config_check import read_yaml_mapping
+from espnet_p4q.fileio import InputError
 from espnet_p4q.quant.config import QuantConfig
-from espnet_p4q.quant.serialize import load_packed_into, read_quantized
+from espnet_p4q.quant.serialize import QuantizedModelError, load_packed_into, read_quantized
 
 PACKED_MODEL_NAME = "model.pth"
 CONFIG_NAME = "config.yaml"
 
 
 def read_train_config(path: Path) -> Dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+    """An espnet2 config.yaml as a dict (missing file, bad YAML: InputError naming it)."""
+    return read_yaml_mapping(path)
 
 
 def _referenced_files(cfg: Dict[str, Any]):
@@ -104,18 +106,38 @@ def build_asr_model(config_path: Path) -> Tuple[torch.nn.Module, argparse.Namesp
     from espnet2.tasks.asr import ASRTask
 
     args = argparse.Namespace(**resolved_config(Path(config_path)))
-    model = ASRTask.build_model(args)
+    try:
+        model = ASRTask.build_model(args)
+    except (TypeError, ValueError, KeyError, AttributeError, AssertionError, FileNotFoundError) as e:
+        raise InputError(f"cannot build an ESPnet ASR model from this config ({type(e).__name__}: {e})",
+                         config_path) from e
     return model, args
 
 
 def load_fp32_asr_model(config_path: Path, model_file: Path) -> Tuple[torch.nn.Module, argparse.Namespace]:
     """An ESPnet ASR model with weights from an espnet2 checkpoint, every tensor checked."""
     model, args = build_asr_model(config_path)
-    state = torch.load(model_file, map_location="cpu", weights_only=True)
-    if "module" in state and isinstance(state["module"], dict):
-        state = state["module"]
-    model.load_state_dict(state, strict=True)
+    load_checkpoint_into(model, model_file, config_path)
     return model, args
+
+
+def load_checkpoint_into(model: torch.nn.Module, model_file: Path, config_path: Path) -> None:
+    """Load an espnet2 FP32 checkpoint with every tensor checked; errors name both files."""
+    if not Path(model_file).is_file():
+        raise InputError("no such model file", model_file)
+    try:
+        state = torch.load(model_file, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, not a torch file, ...
+        raise InputError(f"corrupt or truncated model file ({type(e).__name__})", model_file) from e
+    if isinstance(state, dict) and isinstance(state.get("module"), dict):
+        state = state["module"]
+    if not isinstance(state, dict):
+        raise InputError("not an espnet2 model checkpoint (no state dict)", model_file)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise InputError(f"the checkpoint does not fit the model of {config_path}: {first}", model_file) from e
 
 
 def load_quantized_asr_model(
@@ -129,7 +151,26 @@ def load_quantized_asr_model(
     model_dir = Path(model_dir)
     payload = read_quantized(model_dir / PACKED_MODEL_NAME)
     model = into if into is not None else build_asr_model(model_dir / CONFIG_NAME)[0]
-    cfg = load_packed_into(model, payload)
+    try:
+        cfg = load_packed_into(model, payload)
+    except QuantizedModelError as e:
+        raise InputError(f"the packed model does not fit the model of {model_dir / CONFIG_NAME}: {e}",
+                         model_dir / PACKED_MODEL_NAME) from e
     model.eval()
     logging.info("loaded packed model %s (fingerprint %s)", model_dir, payload["fingerprint"][:12])
     return model, cfg, payload["fingerprint"]
+
+
+def save_packed_dir(model: torch.nn.Module, quant_config: QuantConfig, config_path: Path, out_dir: Path) -> str:
+    """Write a packed model directory: model.pth, config.yaml (+ the files it references) and,
+    last, quant.yaml, which marks the directory as packed. Returns the base fingerprint."""
+    from espnet_p4q.fileio import write_text_atomic
+    from espnet_p4q.quant.serialize import save_quantized
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "quant.yaml").unlink(missing_ok=True)
+    fingerprint = save_quantized(model, quant_config, out_dir / PACKED_MODEL_NAME)
+    copy_config_with_files(config_path, out_dir)
+    write_text_atomic(out_dir / "quant.yaml", yaml.safe_dump(quant_config.to_dict(), sort_keys=False))
+    return fingerprint

@@ -13,6 +13,7 @@ from typing import Dict, Optional
 
 import torch
 
+from espnet_p4q.fileio import InputError
 from espnet_p4q.quant.config import QuantConfig
 from espnet_p4q.quant.layers import is_packed
 from espnet_p4q.quant.serialize import base_state, tensor_fingerprint
@@ -39,7 +40,7 @@ class BaseSpec:
         if kind == "fp32" and "," in rest:
             c, m = rest.split(",", 1)
             return cls("fp32", Path(c), Path(m))
-        raise ValueError(f"base spec must be nf4:DIR or fp32:CONFIG,MODEL, got {spec!r}")
+        raise InputError(f"base spec must be nf4:DIR or fp32:CONFIG,MODEL, got {spec!r}")
 
 
 @dataclass
@@ -52,7 +53,7 @@ class LoadedBase:
 
 def load_base(spec: BaseSpec, into: Optional[torch.nn.Module] = None) -> LoadedBase:
     """Load the base of ``spec`` (into an already built model, in place, when given)."""
-    from espnet_p4q.tasks.asr_model import resolved_config
+    from espnet_p4q.tasks.asr_model import load_checkpoint_into, resolved_config
 
     args = argparse.Namespace(**resolved_config(spec.config))
     if spec.kind == "nf4":
@@ -62,7 +63,7 @@ def load_base(spec: BaseSpec, into: Optional[torch.nn.Module] = None) -> LoadedB
         model, args = load_fp32_asr_model(spec.config, spec.model)
     else:
         model = into
-        model.load_state_dict(torch.load(spec.model, map_location="cpu", weights_only=True), strict=True)
+        load_checkpoint_into(model, spec.model, spec.config)
     return LoadedBase(model.eval(), args, tensor_fingerprint(base_state(model)), None)
 
 

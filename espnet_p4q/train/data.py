@@ -9,26 +9,18 @@ from __future__ import annotations
 import argparse
 import random
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional
 
-import kaldiio
 import numpy as np
 import torch
 
-from espnet_p4q.data.kaldi_dir import read_table
+from espnet_p4q.data.audio import load_audio
+from espnet_p4q.fileio import InputError, read_kaldi_table
 
 
 IN_MEMORY_MAX_SECONDS = 4 * 3600.0
 """Sets up to this much audio are kept in memory (adaptation sets, the default recipe's training
 set); larger ones (LoRA pretraining on a paper-scale training set) are read batch by batch."""
-
-
-def load_audio(rxfile: str) -> np.ndarray:
-    """One wav.scp entry (a path or a ``cmd |`` pipe) as float32 in [-1, 1]."""
-    _, wav = kaldiio.load_mat(rxfile)
-    if wav.dtype == np.int16:
-        return wav.astype(np.float32) / 32768.0
-    return np.asarray(wav, dtype=np.float32)
 
 
 class UtteranceSet:
@@ -39,16 +31,20 @@ class UtteranceSet:
         from espnet2.tasks.asr import ASRTask
 
         self.data_dir = Path(data_dir)
-        self.texts = read_table(text_file or self.data_dir / "text")
+        text_path = text_file or self.data_dir / "text"
+        self.texts = read_kaldi_table(text_path)
         ids = sorted(self.texts)
+        if not ids:
+            raise InputError("no utterances", text_path)
         if limit is not None:
             if limit > len(ids):
-                raise ValueError(f"{self.data_dir}: asked for {limit} utterances, it has {len(ids)}")
+                raise InputError(f"asked for {limit} utterances, it has {len(ids)}", text_path)
             ids = ids[:limit]
-        scp = read_table(self.data_dir / "wav.scp")
+        self.scp_path = self.data_dir / "wav.scp"
+        scp = read_kaldi_table(self.scp_path)
         missing = [u for u in ids if u not in scp]
         if missing:
-            raise ValueError(f"{self.data_dir}/wav.scp: no audio for {missing[:5]}")
+            raise InputError(f"no audio for {', '.join(missing[:5])}", self.scp_path)
         self.preprocess = ASRTask.build_preprocess_fn(train_args, train=False)
         self.collate = ASRTask.build_collate_fn(train_args, train=False)
         self.ids: List[str] = ids
@@ -59,7 +55,7 @@ class UtteranceSet:
         cached: List[Dict[str, np.ndarray]] = []
         keep = in_memory
         for u, rx in zip(ids, self.rxfiles):
-            item = self._item(u, load_audio(rx))
+            item = self._item(u, load_audio(rx, u, self.scp_path))
             self.lengths.append(len(item["speech"]))
             if keep is None and sum(self.lengths) / 16000.0 > IN_MEMORY_MAX_SECONDS:
                 keep, cached = False, []
@@ -84,7 +80,8 @@ class UtteranceSet:
             if self.cached is not None:
                 items = [(self.ids[i], self.cached[i]) for i in chunk]
             else:
-                items = [(self.ids[i], self._item(self.ids[i], load_audio(self.rxfiles[i]))) for i in chunk]
+                items = [(self.ids[i], self._item(self.ids[i], load_audio(self.rxfiles[i], self.ids[i], self.scp_path)))
+                         for i in chunk]
             _, batch = self.collate(items)
             yield batch
 

@@ -13,10 +13,12 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Dict, List
+from pathlib import Path
+from typing import Dict, List, Union
 
 import torch
 
+from espnet_p4q.config_check import load_checked
 from espnet_p4q.train.data import UtteranceSet
 
 PROGRESS_EVERY = 50  # steps between progress lines within long epochs (LoRA pretraining)
@@ -33,6 +35,30 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 5.0
     seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"'{name}' must be >= 1, got {getattr(self, name)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"'lr' must be a finite number > 0, got {self.lr}")
+        for name in ("warmup_steps",):
+            if getattr(self, name) < 0:
+                raise ValueError(f"'{name}' must be >= 0, got {getattr(self, name)}")
+        for name in ("weight_decay", "grad_clip"):
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"'{name}' must be a finite number >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def from_yaml(cls, path: Union[str, Path]) -> "TrainConfig":
+        """Read a training YAML (conf/adapt_*.yaml, conf/lora_pretrain.yaml), checked."""
+        return load_checked(cls, path, what="training option")
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training diverged: the loss became NaN or infinite. Nothing of the run may be saved."""
+
+    user_facing = True
 
 
 def freeze_batchnorm(model: torch.nn.Module) -> None:
@@ -70,6 +96,10 @@ def train(model: torch.nn.Module, data: UtteranceSet, cfg: TrainConfig, log_pref
         epoch_losses = []
         for batch in data.batches(cfg.batch_size, rng):
             loss, stats, _ = model(**{k: v.to(device) for k, v in batch.items()})
+            if not torch.isfinite(loss.detach()).all():
+                raise NonFiniteLossError(
+                    f"{log_prefix}training diverged: loss is {float(loss.detach())} at step {step + 1} "
+                    f"(epoch {epoch}, lr {cfg.lr:g}); nothing was saved; lower the learning rate")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

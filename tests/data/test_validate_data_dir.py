@@ -146,16 +146,47 @@ def test_blank_line_and_dos_ending(tmp_path):
     _expect(issues, f"{d}/text:5", "empty line")
 
 
-def test_pipes_checked_only_on_request(tmp_path):
+def test_pipes_are_run_by_default(tmp_path):
     d = _make(tmp_path)
     lines = _lines(d, "wav.scp")
     lines[0] = f"aa-0001 cat {tmp_path}/wav/aa-0001.wav |"
     lines[1] = "aa-0002 false |"
     _put(d, "wav.scp", lines)
-    assert _issues(d, tmp_path) == []
-    issues = _issues(d, tmp_path, check_pipes=True)
+    issues = _issues(d, tmp_path)
     assert len(issues) == 1
     _expect(issues, f"{d}/wav.scp:2", "audio pipe failed")
+    assert _issues(d, tmp_path, check_pipes=False) == []
+
+
+def test_piped_audio_is_checked_for_rate_and_channels(tmp_path):
+    d = _make(tmp_path)
+    lines = _lines(d, "wav.scp")
+    lines[0] = f"aa-0001 sox {tmp_path}/wav/aa-0001.wav -r 8000 -t wav - |"
+    lines[1] = f"aa-0002 sox {tmp_path}/wav/aa-0002.wav -c 2 -t wav - |"
+    _put(d, "wav.scp", lines)
+    issues = _issues(d, tmp_path)
+    _expect(issues, f"{d}/wav.scp:1", "sample rate 8000 Hz, expected 16000 Hz")
+    _expect(issues, f"{d}/wav.scp:2", "2 channels, expected mono")
+
+
+def test_pipe_fraction_runs_an_even_share(tmp_path):
+    d = _make(tmp_path)
+    lines = _lines(d, "wav.scp")
+    lines = [line.split()[0] + " false |" for line in lines]
+    _put(d, "wav.scp", lines)
+    every = _issues(d, tmp_path)
+    some = _issues(d, tmp_path, pipe_fraction=0.5)
+    assert len(every) == len(lines) and 1 <= len(some) < len(every)
+    with pytest.raises(ValueError, match="pipe_fraction"):
+        validate_data_dir(d, pipe_fraction=0)
+
+
+def test_empty_data_dir_is_refused(tmp_path):
+    d = _make(tmp_path)
+    for name in ("wav.scp", "text", "utt2spk", "spk2utt"):
+        (d / name).write_text("")
+    issues = _issues(d, tmp_path)
+    _expect(issues, f"{d}/wav.scp", "no utterances")
 
 
 def test_check_raises_with_all_messages(tmp_path):

@@ -62,6 +62,7 @@ opt num_workers 1 "data loader workers of espnet2 training"
 opt train_threads "$(nproc)" "torch threads of the single-process training stages 5 and 7 on the CPU (OMP_NUM_THREADS; path.sh sets 1 for the parallel jobs of the others)"
 opt seed 0 "random seed of training"
 opt python python "python interpreter (path.sh puts the project's venv first on PATH)"
+opt check_only false "check the option values and exit (nothing runs)"
 
 section Data
 opt local_data_opts "" "options passed to local/data.sh (stage 1)"
@@ -71,6 +72,7 @@ opt test_sets "" "data dirs to decode and score (default: valid_set and <spk>_te
 opt sa_tune_list data/sa_tune.list "speakers for tuning the adaptation (one id per line)"
 opt sa_eval_list data/sa_eval.list "speakers the adaptation is evaluated on (one id per line)"
 opt fs 16k "sampling rate of the audio"
+opt validate_pipe_fraction 1 "share (0-1] of the 'cmd |' audio entries that stage 2 runs and checks (1: all; less for very large corpora)"
 
 section Tokens
 opt token_type bpe "bpe (sentencepiece) or char"
@@ -177,6 +179,38 @@ parse_options_names=("${_opt_order[@]}")
 . "$utils/parse_options.sh"
 if [ $# -gt 0 ]; then
   die "unexpected argument: $1 (see $0 --help)"
+fi
+
+# Option values are checked before any work: a bad value ends the run with one line and exit 1.
+bad_option() {
+  echo "$0: error: --$1 $2 (see $0 --help)" >&2
+  exit 1
+}
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+for _o in stage stop_stage nj inference_nj ngpu num_workers train_threads seed nbpe n_adapt adapt_nj; do
+  is_uint "${!_o}" || bad_option "$_o" "takes a non-negative integer, not '${!_o}'"
+done
+for _o in sweep_n_adapt sweep_ranks; do
+  for _v in ${!_o}; do
+    { is_uint "$_v" && [ "$_v" -ge 1 ]; } || bad_option "$_o" "takes positive integers, not '$_v'"
+  done
+done
+for _o in nj inference_nj train_threads adapt_nj nbpe; do
+  [ "${!_o}" -ge 1 ] || bad_option "$_o" "must be at least 1, not '${!_o}'"
+done
+_last_stage=$(printf '%s\n' "${_stage_nums[@]}" | sort -n | tail -n 1)
+for _o in stage stop_stage; do
+  { [ "${!_o}" -ge 1 ] && [ "${!_o}" -le "$_last_stage" ]; } ||
+    bad_option "$_o" "must be a stage number 1-$_last_stage, not '${!_o}'"
+done
+[ "$stage" -le "$stop_stage" ] || bad_option stage "$stage is after --stop_stage $stop_stage: nothing would run"
+case $cmd_backend in local|slurm) ;; *) bad_option cmd_backend "takes local or slurm, not '$cmd_backend'" ;; esac
+for _o in sa_tune_list sa_eval_list; do
+  [ -n "${!_o}" ] || bad_option "$_o" "needs a file name"
+done
+unset _o _v _last_stage
+if [ "$check_only" = true ]; then
+  exit 0
 fi
 
 # The project root (conf/quant, conf/lora live there); recipes are egs2/<corpus>/asr1.
@@ -340,7 +374,7 @@ register_system() {
   sys_adapter[$1]=${4:-}
   sys_decoder[$1]=${5:-espnet2}
 }
-register_system fp32 "$asr_exp/config.yaml" "$asr_exp/base.pth"
+register_system fp32 "$asr_exp/config.yaml" "$asr_exp/base.pth" "" p4q
 nf4_dir=$asr_exp/nf4
 pretrained_adapter=$asr_exp/lora_pretrain/pretrain/adapter.pth
 register_system nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "" p4q
@@ -400,31 +434,17 @@ stage_validate() {
     [ -f "data/${s}_adapt/wav.scp" ] || log "WARNING: speaker $s has no data/${s}_adapt"
   done
   # shellcheck disable=SC2086
-  sig=$(signature "$fs_hz" $dirs "$(for s in $dirs; do file_hash "$s/wav.scp" "$s/text" "$s/utt2spk" "$s/spk2utt"; done)")
+  sig=$(signature "$fs_hz" "$validate_pipe_fraction" $dirs "$(for s in $dirs; do file_hash "$s/wav.scp" "$s/text" "$s/utt2spk" "$s/spk2utt"; done)")
   if is_done "$marker" "$sig"; then
     log "Stage 2: data dirs already validated ($marker); skipping"
     return
   fi
   log "Stage 2: validating $(echo "$dirs" | wc -l) data dirs; log: $logf"
-  if "$python" -c "import espnet_p4q.bin.validate_data_dir" 2>/dev/null; then
-    # shellcheck disable=SC2086
-    run_logged "$logf" "$python" -m espnet_p4q.bin.validate_data_dir --sample_rate "$fs_hz" $dirs
-  else
-    log "espnet_p4q.bin.validate_data_dir is not importable: checking table keys only"
-    # shellcheck disable=SC2086
-    run_logged "$logf" bash -c '
-      rc=0
-      for d in "$@"; do
-        for f in text utt2spk spk2utt; do [ -s "$d/$f" ] || { echo "$d/$f: missing or empty"; rc=1; }; done
-        [ $rc = 0 ] || continue
-        if ! cmp -s <(cut -d" " -f1 "$d/wav.scp") <(cut -d" " -f1 "$d/text") ||
-           ! cmp -s <(cut -d" " -f1 "$d/wav.scp") <(cut -d" " -f1 "$d/utt2spk"); then
-          echo "$d: wav.scp, text and utt2spk do not list the same utterances in the same order"; rc=1
-        fi
-        echo "$d: $(wc -l < "$d/wav.scp") utterances"
-      done
-      exit $rc' validate $dirs
-  fi
+  local lists=()
+  for s in "$sa_tune_list" "$sa_eval_list"; do [ ! -f "$s" ] || lists+=("$s"); done
+  # shellcheck disable=SC2086
+  run_logged "$logf" "$python" -m espnet_p4q.bin.validate_data_dir --sample_rate "$fs_hz" \
+    --pipe_fraction "$validate_pipe_fraction" ${lists[@]:+--id_lists "${lists[@]}"} -- $dirs
   mark_done "$marker" "$sig"
 }
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import torch
 
+from espnet_p4q.cli import guarded
+
 
 def _loads(path: Path) -> bool:
     try:
@@ -36,6 +38,7 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@guarded("check_checkpoint.py")
 def main() -> int:
     if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
         print(__doc__, file=sys.stderr)

@@ -18,36 +18,21 @@ gets an empty one (and is counted in a warning).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
+from espnet_p4q.cli import guarded
+from espnet_p4q.fileio import InputError, read_kaldi_table, write_text_atomic
+
 
 def read_table(path: Path) -> List[Tuple[str, str]]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if not line.strip():
-                continue
-            key, _, value = line.partition(" ")
-            rows.append((key, value.strip()))
-    return rows
+    """(key, value) rows of a Kaldi table, in file order."""
+    return list(read_kaldi_table(path).items())
 
 
 def write_atomic(path: Path, lines: Sequence[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text_atomic(path, "".join(lines))
 
 
 def set_name(data_dir: str) -> str:
@@ -60,20 +45,19 @@ def plan(data_dirs: Sequence[str], nj: int) -> List[List[Tuple[str, str, str, st
     seen: Dict[str, str] = {}
     names = [set_name(d) for d in data_dirs]
     if len(set(names)) != len(names):
-        raise SystemExit(f"decode_jobs.py: two data dirs share a name: {' '.join(data_dirs)}")
+        raise InputError(f"two data dirs share a name: {' '.join(data_dirs)}")
     for d in data_dirs:
         wavs = read_table(Path(d) / "wav.scp")
         spk = dict(read_table(Path(d) / "utt2spk"))
         utts = []
         for utt, wav in wavs:
             if utt in seen:
-                raise SystemExit(
-                    f"decode_jobs.py: utterance {utt} is in both {seen[utt]} and {d}; "
-                    "sets decoded together need distinct utterance ids")
+                raise InputError(f"utterance {utt} is in both {seen[utt]} and {d}; sets decoded "
+                                 "together need distinct utterance ids", Path(d) / "wav.scp")
             seen[utt] = d
             utts.append((d, utt, wav, spk.get(utt, utt.split("-")[0])))
         if not utts:
-            raise SystemExit(f"decode_jobs.py: {d}/wav.scp is empty")
+            raise InputError("no utterances", Path(d) / "wav.scp")
         sets.append(utts)
     nj = max(1, min(nj, len(seen)))
     if len(sets) >= nj:
@@ -150,7 +134,8 @@ def write_speed(logdir: Path, nj: int, out: Path, data_dirs) -> None:
                  "note": "over the decoding jobs that covered this set"}, indent=2) + "\n"])
 
 
-def main(argv=None) -> None:
+@guarded("decode_jobs.py")
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("split", help="write wav.J.scp, utt2spk.J, sets.J per job")
@@ -166,7 +151,8 @@ def main(argv=None) -> None:
     m.set_defaults(func=cmd_merge)
     args = p.parse_args(argv)
     args.func(args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

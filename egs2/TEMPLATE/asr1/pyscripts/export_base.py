@@ -28,6 +28,8 @@ from pathlib import Path
 
 import yaml
 
+from espnet_p4q.cli import guarded
+
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -43,6 +45,7 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@guarded("export_base.py")
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     from espnet2.main_funcs.pack_funcs import pack

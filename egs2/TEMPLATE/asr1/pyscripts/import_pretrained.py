@@ -31,6 +31,8 @@ from typing import Any, List, Optional
 
 import yaml
 
+from espnet_p4q.cli import guarded
+
 MODEL_NAMES = ("valid.acc.ave.pth", "valid.acc.best.pth", "base.pth", "model.pth",
                "valid.loss.ave.pth", "latest.pth")
 PATH_SUFFIXES = (".model", ".npz", ".txt", ".pth", ".yaml", ".json", ".vocab", ".scp", ".npy")
@@ -83,6 +85,7 @@ def looks_like_path(value: str) -> bool:
     return ("/" in value or value.endswith(PATH_SUFFIXES)) and "\n" not in value and " " not in value
 
 
+@guarded("import_pretrained.py")
 def main(argv: Optional[List[str]] = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", required=True, help="pretrained model directory")
@@ -159,4 +162,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

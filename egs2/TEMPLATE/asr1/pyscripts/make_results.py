@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from espnet_p4q.cli import guarded
+
 FIELDS = ("Snt", "Wrd", "Corr", "Sub", "Del", "Ins", "Err", "S.Err")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
@@ -98,6 +100,7 @@ def _without_date(text: str) -> str:
     return "\n".join(line for line in text.splitlines() if not line.startswith("- date: "))
 
 
+@guarded("make_results.py")
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--exp_dir", default="exp")
@@ -126,4 +129,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

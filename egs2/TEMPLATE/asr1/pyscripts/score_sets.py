@@ -5,17 +5,19 @@
 
 Each line of JOBS.tsv is ``REF_TEXT<TAB>HYP_TEXT<TAB>OUTPUT_DIR<TAB>TITLE``; each is scored exactly
 as ``python -m espnet_p4q.bin.score --ref_text REF --hyp_text HYP --output_dir DIR --title TITLE``
-would (its ``main`` is called in this process, so the imports are paid once). Every line is tried;
-the exit status is 1 when any failed.
+would (the same library function, in this one process, so the imports are paid once). Every line
+is tried; a failure prints one line naming the file, and the exit status is 1 when any failed.
 """
 
 from __future__ import annotations
 
 import sys
 
-from espnet_p4q.bin.score import main as score_main
+from espnet_p4q.cli import guarded, one_line
+from espnet_p4q.scoring.score_set import score_set
 
 
+@guarded("score_sets.py")
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -31,10 +33,14 @@ def main(argv=None) -> int:
             continue
         ref, hyp, out, title = job
         print(f"scoring {hyp} against {ref} -> {out}", flush=True)
-        rc = score_main(["--ref_text", ref, "--hyp_text", hyp, "--output_dir", out,
-                         "--title", title])
-        if rc:
+        try:
+            summary = score_set(ref, hyp, out, title)
+        except Exception as e:  # noqa: BLE001 - every set is tried; each failure is one line
+            print(f"score_sets.py: error: {one_line(e)}", file=sys.stderr)
             failed.append(job)
+            continue
+        print(f"WER {summary['wer']:.2f}% -> {out}/result.txt" if summary["wer"] is not None
+              else f"WER n/a -> {out}/result.txt", flush=True)
     if failed:
         print(f"score_sets.py: {len(failed)} of {len(jobs)} set(s) failed", file=sys.stderr)
         return 1

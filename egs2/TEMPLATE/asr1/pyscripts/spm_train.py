@@ -11,10 +11,14 @@ espnet2.bin.tokenize_text, which adds <blank>, <unk> and <sos/eos> itself.
 from __future__ import annotations
 
 import argparse
+import sys
 
 import sentencepiece as spm
 
+from espnet_p4q.cli import guarded
 
+
+@guarded("spm_train.py")
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", required=True)
@@ -42,4 +46,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

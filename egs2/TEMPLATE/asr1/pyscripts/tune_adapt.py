@@ -23,6 +23,8 @@ from pathlib import Path
 
 import yaml
 
+from espnet_p4q.cli import guarded
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tuning_grid import add_speaker_args, parse_grid, point_config, score_point, tuning_speakers, write_table  # noqa: E402
 
@@ -44,6 +46,7 @@ def get_parser() -> argparse.ArgumentParser:
     return p
 
 
+@guarded("tune_adapt.py")
 def main(argv=None) -> int:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s [tune_adapt] %(message)s")

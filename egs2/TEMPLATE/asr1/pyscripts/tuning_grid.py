@@ -10,16 +10,9 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import yaml
 
+from espnet_p4q.fileio import read_id_list
+
 Row = Tuple[Dict[str, float], float, Dict[str, float]]  # grid point, pooled WER, WER per speaker
-
-
-def read_list(path: Path) -> List[str]:
-    ids = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            ids.append(line.split()[0])
-    return ids
 
 
 def _number(text: str, item: str):
@@ -50,8 +43,8 @@ def add_speaker_args(p: argparse.ArgumentParser) -> None:
 
 def tuning_speakers(tune_list: Path, eval_list: Path) -> List[str]:
     """The tuning speakers; an evaluation speaker among them is an error (its numbers are reported)."""
-    speakers = read_list(tune_list)
-    evals = set(read_list(eval_list)) if eval_list.is_file() else set()
+    speakers = read_id_list(tune_list)
+    evals = set(read_id_list(eval_list, allow_empty=True)) if eval_list.is_file() else set()
     if not speakers:
         raise SystemExit(f"{tune_list}: no tuning speakers")
     if evals & set(speakers):

@@ -29,7 +29,7 @@ while [ $# -gt 0 ]; do
       __po_name=${1%%=*}; __po_value=${1#*=}; shift ;;
     --*)
       if [ $# -lt 2 ]; then
-        echo "$0: option $1 needs a value" >&2; exit 1
+        echo "$0: error: option $1 needs a value" >&2; exit 1
       fi
       __po_name=$1; __po_value=$2; shift 2 ;;
     *)
@@ -38,7 +38,7 @@ while [ $# -gt 0 ]; do
   __po_name=${__po_name#--}
   __po_name=${__po_name//-/_}
   if [ "$__po_name" = config ] && ! declare -p config >/dev/null 2>&1; then
-    if [ ! -f "$__po_value" ]; then echo "$0: --config: no such file: $__po_value" >&2; exit 1; fi
+    if [ ! -f "$__po_value" ]; then echo "$0: error: --config: no such file ($__po_value)" >&2; exit 1; fi
     # shellcheck disable=SC1090
     . "$__po_value"
     continue
@@ -46,13 +46,13 @@ while [ $# -gt 0 ]; do
   if ! [[ $__po_name =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || ! declare -p "$__po_name" >/dev/null 2>&1 ||
      { declare -p parse_options_names >/dev/null 2>&1 &&
        [[ " ${parse_options_names[*]} " != *" $__po_name "* ]]; }; then
-    echo "$0: unknown option --$__po_name (see $0 --help)" >&2; exit 1
+    echo "$0: error: unknown option --$__po_name (see $0 --help)" >&2; exit 1
   fi
   case "${!__po_name}" in
     true|false)
       case "$__po_value" in
         true|false) ;;
-        *) echo "$0: --$__po_name takes true or false, not '$__po_value'" >&2; exit 1 ;;
+        *) echo "$0: error: --$__po_name takes true or false, not '$__po_value'" >&2; exit 1 ;;
       esac ;;
   esac
   printf -v "$__po_name" '%s' "$__po_value"

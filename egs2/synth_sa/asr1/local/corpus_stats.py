@@ -13,6 +13,7 @@ from typing import Dict, Iterable, List, Set
 import soundfile
 
 from espnet_p4q.data.kaldi_dir import Utterance, read_data_dir
+from espnet_p4q.fileio import read_id_list
 
 
 def _summary(utts: List[Utterance], train_vocab: Set[str] | None) -> dict:
@@ -33,7 +34,7 @@ def _summary(utts: List[Utterance], train_vocab: Set[str] | None) -> dict:
 
 
 def _read_list(path: Path) -> List[str]:
-    return path.read_text().split() if path.is_file() else []
+    return read_id_list(path, allow_empty=True) if path.is_file() else []
 
 
 def corpus_stats(data_dir: Path, names: Iterable[str]) -> Dict[str, dict]:
