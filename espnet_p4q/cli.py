@@ -7,6 +7,7 @@ a developer who needs the traceback asks for it with ``--log_level DEBUG``.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import sys
@@ -16,6 +17,14 @@ from espnet_p4q.fileio import InputError
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``<prog>: error: ...``, exit 2) like every other
+    error of the project's CLIs; --help still prints the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def wants_debug(argv: Sequence[str]) -> bool:

@@ -10,6 +10,7 @@ Range checks stay in each dataclass's ``__post_init__`` (raising ValueError), ne
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Type, TypeVar, Union
@@ -109,7 +110,7 @@ def build_checked(cls: Type[T], raw: Mapping[str, Any], source: Optional[Union[s
         values = {k: coerce(k, v, hints[k]) for k, v in raw.items()}
         return cls(**values)
     except TypeError as e:  # a required field is missing
-        raise InputError(str(e).replace("__init__() ", ""), source) from None
+        raise InputError(re.sub(r"^\S*__init__\(\) ", "", str(e)), source) from None
     except ValueError as e:
         raise InputError(str(e), source) from None
 

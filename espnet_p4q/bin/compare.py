@@ -20,11 +20,11 @@ from espnet_p4q.fileio import write_text_atomic
 from espnet_p4q.scoring.mapsswe import MapssweResult, format_result, mapsswe
 from espnet_p4q.scoring.sclite_report import missing_hypotheses
 from espnet_p4q.scoring.trn import TranscriptError, read_kaldi_text
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ref_text", required=True, help="Kaldi text of the references")
     p.add_argument("--hyp_text_a", required=True, help="Kaldi text of system A's hypotheses")

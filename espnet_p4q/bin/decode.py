@@ -26,12 +26,12 @@ import warnings
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import InputError, read_kaldi_table, write_json_atomic, write_text_atomic
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m espnet_p4q.bin.decode", description=__doc__,
+    p = ArgumentParser(prog="python -m espnet_p4q.bin.decode", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", help="nf4:DIR or fp32:CONFIG,MODEL")
     p.add_argument("--asr_train_config", type=Path)

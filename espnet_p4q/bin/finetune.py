@@ -27,7 +27,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import InputError, read_kaldi_table, write_json_atomic
 
 
@@ -42,7 +42,7 @@ def _positive_int(text: str) -> int:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m espnet_p4q.bin.finetune", description=__doc__,
+    p = ArgumentParser(prog="python -m espnet_p4q.bin.finetune", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", required=True, help="nf4:DIR or fp32:CONFIG,MODEL")
     p.add_argument("--mode", choices=["lora", "full"], required=True)

@@ -12,12 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 
 @guarded("list_modules")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--asr_train_config", type=Path, required=True)
     p.add_argument("--quant_conf", type=Path)
     p.add_argument("--lora_conf", type=Path)

@@ -27,11 +27,11 @@ from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.align import METHODS
 from espnet_p4q.fileio import write_text_atomic
 from espnet_p4q.scoring.trn import TranscriptError
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, help="systems.json")
     p.add_argument("--output", required=True, help="markdown file to write (RESULTS.md)")

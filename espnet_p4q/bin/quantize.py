@@ -15,12 +15,12 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import InputError
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--asr_train_config", type=Path, required=True, help="espnet2 config.yaml of the model")
     p.add_argument("--asr_model_file", type=Path, required=True, help="espnet2 model .pth (FP32)")
     p.add_argument("--quant_conf", type=Path, required=True, help="YAML: targets, blocksize, double_quant ...")

@@ -15,13 +15,13 @@ import os
 import sys
 from typing import List, Optional
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.scoring.align import METHODS
 from espnet_p4q.scoring.score_set import score_set
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__,
+    p = ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ref_text", required=True, help="Kaldi text of the references")
     p.add_argument("--hyp_text", required=True, help="Kaldi text of the hypotheses")

@@ -13,13 +13,13 @@ import argparse
 import sys
 from typing import List, Optional
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.data.validate import validate_data_dir
 from espnet_p4q.fileio import InputError, read_id_list
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m espnet_p4q.bin.validate_data_dir",
+    p = ArgumentParser(prog="python -m espnet_p4q.bin.validate_data_dir",
                                 description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("data_dirs", nargs="+", help="Kaldi data dirs (wav.scp, text, utt2spk, spk2utt)")

@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import InputError, read_kaldi_table, write_text_atomic
 
 
@@ -136,7 +136,7 @@ def write_speed(logdir: Path, nj: int, out: Path, data_dirs) -> None:
 
 @guarded("decode_jobs.py")
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("split", help="write wav.J.scp, utt2spk.J, sets.J per job")
     s.add_argument("--nj", type=int, required=True)

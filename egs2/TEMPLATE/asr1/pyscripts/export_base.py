@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 
 def sha256(path: Path) -> str:
@@ -36,7 +36,7 @@ def sha256(path: Path) -> str:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp_dir", type=Path, required=True, help="exp/asr_<tag> of a finished stage 5")
     p.add_argument("--output_dir", type=Path, required=True)
     p.add_argument("--train_config", type=Path, help="the training YAML given to stage 5 (recorded)")

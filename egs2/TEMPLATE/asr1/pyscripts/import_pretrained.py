@@ -23,7 +23,6 @@ renames afterwards.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any, List, Optional
 
 import yaml
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 MODEL_NAMES = ("valid.acc.ave.pth", "valid.acc.best.pth", "base.pth", "model.pth",
                "valid.loss.ave.pth", "latest.pth")
@@ -87,7 +86,7 @@ def looks_like_path(value: str) -> bool:
 
 @guarded("import_pretrained.py")
 def main(argv: Optional[List[str]] = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--src", required=True, help="pretrained model directory")
     p.add_argument("--output_dir", required=True, help="where to write (may be a temporary dir)")
     p.add_argument("--final_dir", default=None, help="the name output_dir will have at the end")

@@ -12,7 +12,6 @@ is written to a temporary sibling and renamed, so a reader never sees half of it
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import re
@@ -21,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 FIELDS = ("Snt", "Wrd", "Corr", "Sub", "Del", "Ins", "Err", "S.Err")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
@@ -102,7 +101,7 @@ def _without_date(text: str) -> str:
 
 @guarded("make_results.py")
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--exp_dir", default="exp")
     p.add_argument("--output", default="RESULTS.md")
     p.add_argument("--info", action="append", default=[],

@@ -10,17 +10,16 @@ espnet2.bin.tokenize_text, which adds <blank>, <unk> and <sos/eos> itself.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 import sentencepiece as spm
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 
 @guarded("spm_train.py")
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--input", required=True)
     p.add_argument("--model_prefix", required=True)
     p.add_argument("--vocab_size", type=int, required=True)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Choose adaptation hyperparameters on the TUNING speakers: a grid of learning rates / epochs.
 
-For every grid point this adapts each tuning speaker (espnet_p4q.bin.finetune), decodes its test
-set (espnet_p4q.bin.decode) and pools the WER over the speakers; it prints a table and writes it
+For every grid point this adapts each tuning speaker (espnet_p4q.finetuning), decodes its test
+set (espnet_p4q.decoding) and pools the WER over the speakers; it prints a table and writes it
 to OUTPUT_DIR/tune.tsv (the best row last marked '*'). Everything runs in this one process, so
 espnet2 is imported once. Speakers of the evaluation list are refused: their numbers are what
 RESULTS.md reports and must not choose anything.
@@ -21,18 +21,18 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.fileio import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_grid import add_speaker_args, parse_grid, point_config, score_point, tuning_speakers, write_table  # noqa: E402
+from tuning_grid import (add_speaker_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
+                         tuning_speakers, write_table)
 
 SYSTEMS = ("p4q", "lora_scratch_nf4", "fft_nf4", "fft_fp32")
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp_dir", type=Path, required=True,
                    help="exp/asr_<tag> with config.yaml, base.pth, nf4/ and lora_pretrain/ (stages 5-7)")
     p.add_argument("--system", choices=SYSTEMS, required=True)
@@ -52,41 +52,36 @@ def main(argv=None) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s [tune_adapt] %(message)s")
     speakers = tuning_speakers(args.tune_list, args.eval_list)
 
-    from espnet_p4q.bin import decode, finetune
+    from espnet_p4q.config_check import read_yaml_mapping
+    from espnet_p4q.decoding import SpeakerDecoder
+    from espnet_p4q.finetuning import Finetuner
+    from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.report.wer import read_references
+    from espnet_p4q.tasks.systems import BaseSpec
+    from espnet_p4q.train.loop import TrainConfig
 
     exp = args.exp_dir
-    nf4 = f"nf4:{exp / 'nf4'}"
-    fp32 = f"fp32:{exp / 'config.yaml'},{exp / 'base.pth'}"
-    base_conf = yaml.safe_load(args.train_conf.read_text(encoding="utf-8")) or {}
+    lora = args.system in ("p4q", "lora_scratch_nf4")
+    if lora and args.lora_conf is None:
+        raise InputError("--lora_conf is needed for LoRA systems")
+    lcfg = LoRAConfig.from_yaml(args.lora_conf) if lora else None
+    base = f"nf4:{exp / 'nf4'}" if lora or args.system == "fft_nf4" else f"fp32:{exp / 'config.yaml'},{exp / 'base.pth'}"
+    init = exp / "lora_pretrain" / "pretrain" / "adapter.pth" if args.system == "p4q" else None
+    base_conf = read_yaml_mapping(args.train_conf)
+    decode_conf = read_yaml_mapping(args.decode_config)
     refs = read_references(args.data_dir, speakers)
     rows = []
     for point in parse_grid(args.grid):
         tag, out, conf = point_config(args.output_dir, point, base_conf, "train.yaml")
-        ft = ["--train_conf", str(conf), "--data_dirs", *[str(args.data_dir / f"{s}_adapt") for s in speakers],
-              "--names", *speakers, "--output_dir", str(out / "adapt")]
-        if args.n_utts:
-            ft += ["--n_utts", str(args.n_utts)]
-        if args.system in ("p4q", "lora_scratch_nf4"):
-            if args.lora_conf is None:
-                raise SystemExit("--lora_conf is needed for LoRA systems")
-            ft += ["--base", nf4, "--mode", "lora", "--lora_conf", str(args.lora_conf)]
-            if args.system == "p4q":
-                ft += ["--init_adapter", str(exp / "lora_pretrain" / "pretrain" / "adapter.pth")]
-            per_speaker = ["--adapter_dir", str(out / "adapt")]
-            base = nf4
-        else:
-            base = nf4 if args.system == "fft_nf4" else fp32
-            ft += ["--base", base, "--mode", "full"]
-            per_speaker = ["--model_dir", str(out / "adapt")]
+        tuner = Finetuner(base, "lora" if lora else "full", TrainConfig.from_yaml(conf), lcfg, init_adapter=init)
         logging.info("%s %s: adapting %d tuning speakers", args.system, point, len(speakers))
-        if finetune.main(ft) != 0:
-            raise SystemExit(f"finetune failed for {point}")
+        for s in speakers:
+            tuner.run(args.data_dir / f"{s}_adapt", s, out / "adapt" / s, n_utts=args.n_utts or None)
+        del tuner
+        per_speaker = {"adapter_dir": out / "adapt"} if lora else {"model_dir": out / "adapt"}
+        decoder = SpeakerDecoder(BaseSpec.parse(base), decode_conf, first_speaker=speakers[0], **per_speaker)
         dec = out / "decode"
-        if decode.main(["--base", base, "--decode_config", str(args.decode_config), *per_speaker,
-                        "--data_dirs", *[str(args.data_dir / f"{s}_test") for s in speakers],
-                        "--output_dir", str(dec)]) != 0:
-            raise SystemExit(f"decode failed for {point}")
+        decode_sets(decoder, [args.data_dir / f"{s}_test" for s in speakers], dec)
         rows.append(score_point(point, dec, refs, f"{args.system} {tag}"))
         logging.info("%s %s: WER %.2f%% over the tuning speakers", args.system, point, rows[-1][1])
 

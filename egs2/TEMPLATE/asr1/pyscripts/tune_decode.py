@@ -18,16 +18,16 @@ import logging
 import sys
 from pathlib import Path
 
-import yaml
-
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.fileio import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_grid import add_speaker_args, parse_grid, point_config, score_point, tuning_speakers, write_table  # noqa: E402
+from tuning_grid import (add_speaker_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
+                         tuning_speakers, write_table)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp_dir", type=Path, required=True, help="exp/asr_<tag> with config.yaml and base.pth")
     p.add_argument("--decode_config", type=Path, required=True, help="decoding YAML (the grid overrides it)")
     p.add_argument("--grid", nargs="+", required=True, help="KEY=V1,V2,... for keys of the decoding YAML")
@@ -42,22 +42,22 @@ def main(argv=None) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s [tune_decode] %(message)s")
     speakers = tuning_speakers(args.tune_list, args.eval_list)
 
-    from espnet_p4q.bin import decode
+    from espnet_p4q.config_check import read_yaml_mapping
+    from espnet_p4q.decoding import SpeakerDecoder
     from espnet_p4q.report.wer import read_references
+    from espnet_p4q.tasks.systems import BaseSpec
 
-    base = f"fp32:{args.exp_dir / 'config.yaml'},{args.exp_dir / 'base.pth'}"
-    base_conf = yaml.safe_load(args.decode_config.read_text(encoding="utf-8")) or {}
+    base = BaseSpec("fp32", args.exp_dir / "config.yaml", args.exp_dir / "base.pth")
+    base_conf = read_yaml_mapping(args.decode_config)
     refs = read_references(args.data_dir, speakers)
     rows = []
     for point in parse_grid(args.grid):
         unknown = set(point) - set(base_conf)
         if unknown:
-            raise SystemExit(f"--grid: {sorted(unknown)} not in {args.decode_config}")
+            raise InputError(f"--grid: {', '.join(sorted(unknown))} not among its options", args.decode_config)
         tag, out, conf = point_config(args.output_dir, point, base_conf, "decode.yaml")
-        if decode.main(["--base", base, "--decode_config", str(conf),
-                        "--data_dirs", *[str(args.data_dir / f"{s}_test") for s in speakers],
-                        "--output_dir", str(out / "decode")]) != 0:
-            raise SystemExit(f"decode failed for {point}")
+        decode_sets(SpeakerDecoder(base, read_yaml_mapping(conf)),
+                    [args.data_dir / f"{s}_test" for s in speakers], out / "decode")
         rows.append(score_point(point, out / "decode", refs, f"fp32 {tag}"))
         logging.info("%s: WER %.2f%% over the tuning speakers", point, rows[-1][1])
 

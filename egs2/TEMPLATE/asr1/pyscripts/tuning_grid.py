@@ -10,7 +10,7 @@ from typing import Dict, List, Mapping, Sequence, Tuple
 
 import yaml
 
-from espnet_p4q.fileio import read_id_list
+from espnet_p4q.fileio import InputError, read_id_list
 
 Row = Tuple[Dict[str, float], float, Dict[str, float]]  # grid point, pooled WER, WER per speaker
 
@@ -21,7 +21,7 @@ def _number(text: str, item: str):
             return kind(text)
         except ValueError:
             pass
-    raise SystemExit(f"--grid: '{text}' in '{item}' is not a number")
+    raise InputError(f"--grid: '{text}' in '{item}' is not a number")
 
 
 def parse_grid(items: List[str]) -> List[Dict[str, float]]:
@@ -29,7 +29,7 @@ def parse_grid(items: List[str]) -> List[Dict[str, float]]:
     for item in items:
         key, sep, vals = item.partition("=")
         if not sep or not vals:
-            raise SystemExit(f"--grid: '{item}' is not KEY=V1,V2,...")
+            raise InputError(f"--grid: '{item}' is not KEY=V1,V2,...")
         keys.append(key)
         values.append([_number(v, item) for v in vals.split(",")])
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
@@ -46,10 +46,10 @@ def tuning_speakers(tune_list: Path, eval_list: Path) -> List[str]:
     speakers = read_id_list(tune_list)
     evals = set(read_id_list(eval_list, allow_empty=True)) if eval_list.is_file() else set()
     if not speakers:
-        raise SystemExit(f"{tune_list}: no tuning speakers")
+        raise InputError("no tuning speakers", tune_list)
     if evals & set(speakers):
-        raise SystemExit(f"{tune_list}: {sorted(evals & set(speakers))} are evaluation speakers "
-                         f"({eval_list}); tuning on them is not allowed")
+        raise InputError(f"{', '.join(sorted(evals & set(speakers)))} are evaluation speakers ({eval_list}); "
+                         "tuning on them is not allowed", tune_list)
     return speakers
 
 
@@ -63,6 +63,19 @@ def point_config(output_dir: Path, point: Mapping[str, float], base_conf: Mappin
     conf = out / name
     conf.write_text(yaml.safe_dump({**base_conf, **point}, sort_keys=False), encoding="utf-8")
     return tag, out, conf
+
+
+def decode_sets(decoder, data_dirs: Sequence[Path], output_dir: Path) -> None:
+    """Decode each data dir into OUTPUT_DIR/<set>/text (the layout score_point reads)."""
+    from espnet_p4q.decoding import decode_utterances
+    from espnet_p4q.fileio import read_kaldi_table, write_text_atomic
+
+    for d in data_dirs:
+        scp = Path(d) / "wav.scp"
+        wavs = read_kaldi_table(scp)
+        hyps, _, _ = decode_utterances(decoder, wavs, read_kaldi_table(Path(d) / "utt2spk"), scp)
+        write_text_atomic(output_dir / Path(d).name / "text",
+                          "".join(f"{u} {hyps[u]}".rstrip() + "\n" for u in wavs))
 
 
 def score_point(point: Mapping[str, float], decode_dir: Path, refs, label: str) -> Row:
