@@ -26,7 +26,7 @@ from typing import Dict, List
 import pytest
 
 BINARIES = ("munged", "slurmctld", "slurmd", "sbatch", "sinfo", "squeue", "scancel")
-NODE_CPUS = 4  # cmd.sh's cuda_cmd asks for 4 CPUs per task (adaptation runs through it)
+NODE_CPUS = 8  # cmd.sh's cuda_cmd asks for 4 CPUs per task (adaptation runs through it): two at a time
 NODE_MEMORY_MB = 32768  # cmd.sh asks for up to 16G per task; declared, not checked (config_overrides)
 START_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 20

@@ -3,12 +3,14 @@ single-node Slurm started by the ``slurm_cluster`` fixture (tests/egs2/slurm_clu
 
 Every job goes through the recipe's own cmd.sh, as p4q.sh runs it; outputs and logs must land where
 utils/run_local.sh puts them, failures must name the failed task's log and exit non-zero, and
-a run that is stopped must leave no task running.
+a run that is stopped must leave no task running. Last, p4q.sh itself runs LoRA pretraining, P4Q
+adaptation and decoding as Slurm jobs on the CI corpus (test_pipeline.py's ``ci_recipe``), starting
+from the base model the default recipe ships.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import signal
 import subprocess
 import time
@@ -17,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
+from test_pipeline import ci_recipe, pipeline_env, read_ids, stage_times  # noqa: F401  (ci_recipe: the fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "asr1"
@@ -122,3 +125,42 @@ def test_stopped_run_cancels_its_tasks(slurm_cluster, recipe_dir):  # noqa: F811
     for j in (1, 2):
         log = (recipe_dir / f"exp/log/long.{j}.log").read_text()
         assert "# Ended (code 143: stopped by Slurm" in log, log
+
+
+SHIPPED_BASE = REPO / "egs2" / "synth_sa" / "asr1" / "pretrained" / "synth_sa_base"
+
+
+def test_p4q_adaptation_and_decoding_as_slurm_jobs(slurm_cluster, ci_recipe, tmp_path):  # noqa: F811
+    """Stages 1-9 with --cmd_backend slurm: NF4 base, LoRA pretraining (one job), P4Q adaptation of
+    the held-out speakers (an array of 2) and their decoding (an array of 2), all through sbatch."""
+    recipe = ci_recipe.recipe
+    (tmp_path / "adapt.yaml").write_text("epochs: 2\nbatch_size: 8\nlr: 0.001\nwarmup_steps: 0\n"
+                                         "grad_clip: 5.0\nseed: 0\n")
+    env = pipeline_env()
+    env["SLURM_CONF"] = slurm_cluster.env["SLURM_CONF"]
+    res = subprocess.run(
+        ["./run.sh", *ci_recipe.ci_options(), "--expdir", "exp_slurm", "--cmd_backend", "slurm",
+         "--pretrained_model", str(SHIPPED_BASE), "--stage", "1", "--stop_stage", "9",
+         "--adapt_systems", "p4q", "--systems", "p4q", "--n_adapt", "2",
+         "--adapt_lora_config", str(tmp_path / "adapt.yaml"), "--adapt_nj", "2", "--inference_nj", "2"],
+        cwd=recipe, env=env, capture_output=True, text=True, timeout=600)
+    out = res.stdout + res.stderr
+    assert res.returncode == 0, out[-4000:] + slurm_cluster.log_tails()
+    assert "backend: slurm" in out
+    print("\nstage times with the Slurm backend (s):", stage_times(out))
+    exp = recipe / "exp_slurm" / "asr_pretrained_synth_sa_base"
+    spks = read_ids(recipe / "data" / "sa_tune.list") + read_ids(recipe / "data" / "sa_eval.list")
+    assert len(spks) >= 2
+    adapt, decode = exp / "adapt_p4q", exp / "decode_p4q"
+    logs = [exp / "lora_pretrain.log"] + [adapt / f"logdir/adapt.{j}.log" for j in (1, 2)] + \
+        [decode / f"logdir/decode.{j}.log" for j in (1, 2)]
+    for log in logs:
+        text = log.read_text()
+        assert "(Slurm job " in text.splitlines()[1] and "# Ended (code 0)" in text, log
+    for spk in spks:
+        assert (adapt / spk / "adapter.pth").is_file()
+        assert json.loads((adapt / spk / "train.json").read_text())["steps"] > 0
+        hyp = decode / f"{spk}_test" / "text"
+        assert read_ids(hyp) == read_ids(recipe / "data" / f"{spk}_test" / "text")
+    assert (adapt / "logdir/q/adapt.sh").is_file() and (decode / "logdir/q/decode.sh").is_file()
+    assert squeue(slurm_cluster) == ""
