@@ -1,0 +1,282 @@
+"""End-to-end beam-search decoding on CPU: FP32 vs packed NF4 vs NF4 + a speaker adapter.
+
+    python bench/bench_decode.py [--base egs2/synth_sa/asr1/pretrained/synth_sa_base] [--reps 3]
+
+Why: a forward pass (bench_nf4.py) hides what decoding costs (the decoder runs once per beam
+step), so this times what a user waits for: the same utterances decoded with the recipe's
+decoding settings (conf/decode.yaml), batch 1, one thread, by every system in ONE process, the
+systems interleaved repetition by repetition (rotating order) so drifts in machine load hit all
+alike. The base goes through the recipe's own steps (pyscripts/import_pretrained.py, then
+``espnet_p4q.bin.quantize``); the adapter is the recipe's LoRA (conf/lora/rank4.yaml) with
+seeded random non-zero ``lora_B``, saved and loaded through the project's adapter files.
+Utterances are synthesised offline with flite + sox (16 kHz mono) from fixed sentences.
+
+Prints a markdown table and writes bench/out/bench_decode.json: decoding seconds (median over
+repetitions of the summed per-utterance times), RTF, ratio to FP32, peak RSS (each system in a
+fresh child process: load + decode every utterance once), weight bytes, and hypotheses against
+FP32 and against NF4 (identical count and WER of each against the references).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SENTENCES = [
+    "the quick brown fox jumps over the lazy dog",
+    "she sells sea shells by the sea shore",
+    "a stitch in time saves nine",
+    "the rain in spain stays mainly in the plain",
+    "please call stella and ask her to bring these things with her from the store",
+    "we will meet at the station at half past seven",
+    "the children played in the garden until it was dark",
+    "he read the letter twice before he answered it",
+]
+VOICES = ["slt", "rms", "awb", "kal16"]
+SYSTEMS = ("fp32", "nf4", "nf4+adapter")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", type=Path, default=REPO / "egs2/synth_sa/asr1/pretrained/synth_sa_base",
+                   help="pretrained ESPnet model directory (as the recipe's --pretrained_dir)")
+    p.add_argument("--decode_config", type=Path, default=REPO / "egs2/synth_sa/asr1/conf/decode.yaml")
+    p.add_argument("--quant_conf", type=Path, default=REPO / "conf/quant/nf4.yaml")
+    p.add_argument("--lora_conf", type=Path, default=REPO / "conf/lora/rank4.yaml")
+    p.add_argument("--lora_b_std", type=float, default=0.02, help="std of the random lora_B")
+    p.add_argument("--utts", type=int, default=12)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    p.add_argument("--work", type=Path, default=REPO / "bench/out/decode_work",
+                   help="cache: imported base, packed base, adapter, audio")
+    p.add_argument("--out", type=Path, default=REPO / "bench/out/bench_decode.json")
+    p.add_argument("--label", default="", help="free text stored in the JSON (e.g. the code state)")
+    p.add_argument("--rss_probe", choices=SYSTEMS, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _run(cmd):
+    subprocess.run([str(c) for c in cmd], check=True, stdout=subprocess.DEVNULL)
+
+
+def make_audio(work: Path, n: int):
+    """n (utt id, wav path, reference text) synthesised with flite voices, resampled by sox."""
+    out = []
+    wav_dir = work / "wav"
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        text, voice = SENTENCES[i % len(SENTENCES)], VOICES[i % len(VOICES)]
+        utt = f"utt{i:02d}_{voice}"
+        wav = wav_dir / f"{utt}.wav"
+        if not wav.is_file():
+            raw = wav_dir / f".{utt}.raw.wav"
+            _run(["flite", "-voice", voice, "-t", text, "-o", raw])
+            _run(["sox", raw, "-r", "16000", "-c", "1", "-b", "16", wav])
+            raw.unlink()
+        out.append((utt, wav, text))
+    return out
+
+
+def prepare_models(args) -> dict:
+    """Imported FP32 base, packed NF4 directory and an adapter file, built once into --work."""
+    work = args.work
+    base, nf4 = work / "base", work / "nf4"
+    if not (base / "base.pth").is_file():
+        _run([sys.executable, REPO / "egs2/TEMPLATE/asr1/pyscripts/import_pretrained.py",
+              "--src", args.base, "--output_dir", base, "--final_dir", base.resolve()])
+    if not (nf4 / "size.json").is_file():
+        _run([sys.executable, "-m", "espnet_p4q.bin.quantize", "--asr_train_config", base / "config.yaml",
+              "--asr_model_file", base / "base.pth", "--quant_conf", args.quant_conf, "--output_dir", nf4,
+              "--log_level", "WARNING"])
+    adapter = work / f"adapter_std{args.lora_b_std:g}.pth"
+    if not adapter.is_file():
+        import torch
+
+        from espnet_p4q.lora.adapter_io import save_adapter
+        from espnet_p4q.lora.config import LoRAConfig
+        from espnet_p4q.lora.inject import inject_lora
+        from espnet_p4q.tasks.systems import BaseSpec, load_base
+
+        loaded = load_base(BaseSpec.parse(f"nf4:{nf4}"))
+        cfg = LoRAConfig.from_yaml(args.lora_conf)
+        inject_lora(loaded.model, cfg)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for n, p in loaded.model.named_parameters():
+                if n.endswith("lora_B"):
+                    p.copy_(torch.randn(p.shape, generator=g) * args.lora_b_std)
+        save_adapter(loaded.model, adapter, loaded.fingerprint, cfg, {"made_by": "bench/bench_decode.py"})
+    return {"fp32": f"fp32:{base / 'config.yaml'},{base / 'base.pth'}", "nf4": f"nf4:{nf4}",
+            "adapter": adapter, "base_pth": base / "base.pth", "nf4_pth": nf4 / "model.pth"}
+
+
+def load_system(name: str, paths: dict, decode_conf: dict):
+    """An espnet2 Speech2Text whose model holds the system's weights (as espnet_p4q.bin.decode)."""
+    import yaml
+    from espnet2.bin.asr_inference import Speech2Text
+
+    from espnet_p4q.lora.adapter_io import load_adapter, read_adapter
+    from espnet_p4q.lora.config import LoRAConfig
+    from espnet_p4q.lora.inject import inject_lora
+    from espnet_p4q.tasks.asr_model import resolved_config
+    from espnet_p4q.tasks.systems import BaseSpec, load_base
+
+    spec = BaseSpec.parse(paths["fp32" if name == "fp32" else "nf4"])
+    cfg = resolved_config(spec.config)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
+        yaml.safe_dump(cfg, tmp)
+    try:
+        s2t = Speech2Text(asr_train_config=tmp.name, asr_model_file=None, device="cpu",
+                          bpemodel=cfg.get("bpemodel"), **decode_conf)
+    finally:
+        os.unlink(tmp.name)
+    base = load_base(spec, into=s2t.asr_model)
+    if name == "nf4+adapter":
+        inject_lora(s2t.asr_model, LoRAConfig(**read_adapter(paths["adapter"])["lora_config"]))
+        load_adapter(s2t.asr_model, paths["adapter"], base.fingerprint)
+    s2t.asr_model.eval()
+    return s2t
+
+
+def read_wav(path: Path):
+    import numpy as np
+    import soundfile
+
+    wav, rate = soundfile.read(str(path), dtype="int16")
+    return wav.astype(np.float32) / 32768.0, rate
+
+
+def decode_all(s2t, audio):
+    """{utt: hypothesis}, seconds spent in decoding (sum over utterances)."""
+    import torch
+
+    hyps, spent = {}, 0.0
+    for utt, speech in audio:
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            res = s2t(speech)
+        spent += time.perf_counter() - t0
+        hyps[utt] = res[0][0].strip() if res else ""
+    return hyps, spent
+
+
+def wer(refs, hyps) -> float:
+    """Word error rate in %, case-insensitive (the token list is upper case)."""
+    import jiwer
+
+    keys = sorted(refs)
+    return 100.0 * jiwer.wer([refs[k].upper() for k in keys], [hyps[k].upper() or "<EMPTY>" for k in keys])
+
+
+def rss_probe(args, paths, decode_conf, audio) -> None:
+    """Child process: load one system, decode every utterance once, print peak RSS in bytes."""
+    s2t = load_system(args.rss_probe, paths, decode_conf)
+    decode_all(s2t, audio)
+    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+
+
+def peak_rss(args, name: str) -> int:
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+    cmd = [sys.executable, __file__, "--rss_probe", name, "--work", str(args.work), "--utts", str(args.utts),
+           "--base", str(args.base), "--quant_conf", str(args.quant_conf), "--lora_conf", str(args.lora_conf),
+           "--lora_b_std", str(args.lora_b_std), "--decode_config", str(args.decode_config),
+           "--threads", str(args.threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    return int(json.loads(out.strip().splitlines()[-1])["peak_rss_bytes"])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    import logging
+    import warnings
+
+    import torch
+    import yaml
+
+    from espnet_p4q.quant.apply import describe
+
+    warnings.filterwarnings("ignore")
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+    with open(args.decode_config, encoding="utf-8") as f:
+        decode_conf = yaml.safe_load(f) or {}
+    utts = make_audio(args.work, args.utts)
+    paths = prepare_models(args)
+    audio = [(u, read_wav(w)[0]) for u, w, _ in utts]
+    if args.rss_probe:
+        return rss_probe(args, paths, decode_conf, audio)
+    refs = {u: t for u, _, t in utts}
+    audio_seconds = sum(len(a) for _, a in audio) / 16000
+
+    systems = {name: load_system(name, paths, decode_conf) for name in args.systems}
+    for s2t in systems.values():  # warm-up (one-time re-packing, allocator), not timed
+        decode_all(s2t, audio[:1])
+    times = {n: [] for n in systems}
+    hyps = {}
+    names = list(systems)
+    for rep in range(args.reps):
+        for name in names[rep % len(names):] + names[: rep % len(names)]:
+            h, spent = decode_all(systems[name], audio)
+            times[name].append(spent)
+            if name in hyps and hyps[name] != h:
+                raise RuntimeError(f"{name}: hypotheses changed between repetitions")
+            hyps[name] = h
+
+    ref_sys = "fp32" if "fp32" in systems else names[0]
+    fp32_w = describe(systems[ref_sys].asr_model).weight_bytes
+    rows = []
+    for name in names:
+        sec = statistics.median(times[name])
+        w = describe(systems[name].asr_model).weight_bytes
+        row = {
+            "system": name, "decode_seconds": round(sec, 3), "all_seconds": [round(t, 3) for t in times[name]],
+            "rtf": round(sec / audio_seconds, 4), "time_ratio_vs_fp32": round(sec / statistics.median(times[ref_sys]), 3),
+            "peak_rss_bytes": peak_rss(args, name), "weight_bytes": w, "weight_fraction_of_fp32": round(w / fp32_w, 4),
+            "wer": round(wer(refs, hyps[name]), 2),
+        }
+        for other in ("fp32", "nf4"):
+            if other in hyps:
+                row[f"identical_to_{other}"] = sum(hyps[name][u] == hyps[other][u] for u in refs)
+                row[f"wer_diff_vs_{other}"] = round(row["wer"] - wer(refs, hyps[other]), 2)
+        rows.append(row)
+
+    result = {
+        "label": args.label, "base": str(args.base), "decode_config": decode_conf, "threads": args.threads,
+        "utterances": len(audio), "audio_seconds": round(audio_seconds, 2), "reps": args.reps,
+        "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" :\t"),
+        "cpu_avx512_bf16": "avx512_bf16" in open("/proc/cpuinfo").read(),
+        "torch": torch.__version__, "rows": rows, "hypotheses": hyps, "references": refs,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{args.base.name}: {len(audio)} utterances, {audio_seconds:.1f} s audio, beam "
+          f"{decode_conf.get('beam_size')}, ctc_weight {decode_conf.get('ctc_weight')}, batch 1, "
+          f"{args.threads} thread(s), median of {args.reps} interleaved repetitions; CPU {result['cpu']}"
+          f" (AVX512-BF16: {result['cpu_avx512_bf16']}) {args.label}")
+    print()
+    print("| system | decode s | RTF | time vs FP32 | peak RSS MB | weights MB | weights / FP32 | WER % "
+          "| identical to FP32 | identical to NF4 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    n = len(audio)
+    for r in rows:
+        print(f"| {r['system']} | {r['decode_seconds']:.2f} | {r['rtf']:.3f} | {r['time_ratio_vs_fp32']:.2f}x | "
+              f"{r['peak_rss_bytes'] / 1e6:.0f} | {r['weight_bytes'] / 1e6:.3f} | {r['weight_fraction_of_fp32']:.3f} | "
+              f"{r['wer']:.1f} | {r.get('identical_to_fp32', '-')}/{n} | {r.get('identical_to_nf4', '-')}/{n} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
