@@ -1,0 +1,65 @@
+"""Whisper's own tokenizer (openai-whisper, tiktoken) for espnet2 models: token list and text.
+
+Why: espnet2 builds a model's output size from its ``token_list`` file, and its ``whisper_*``
+token converters call the Hugging Face tokenizer API of espnet's whisper fork, which PyPI's
+openai-whisper (tiktoken) does not have. So the token list is written here from the tiktoken
+encoding itself (one entry per id, byte-level tokens in GPT-2's printable form so every entry is
+unique and whitespace-free), and hypotheses are turned into text with the same tokenizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterable, List
+
+from whisper.tokenizer import Tokenizer, get_tokenizer
+
+from espnet_p4q.fileio import write_text_atomic
+
+SYM_SOS = "<|startoftranscript|>"
+SYM_EOS = "<|endoftext|>"
+
+
+def tokenizer_for(n_vocab: int, language: str = "en", task: str = "transcribe") -> Tokenizer:
+    """The tokenizer of a Whisper model with ``n_vocab`` outputs (multilingual if > 51864)."""
+    multilingual = n_vocab >= 51865
+    num_languages = n_vocab - 51765 - int(multilingual)  # as whisper.model.Whisper.num_languages
+    return get_tokenizer(multilingual, num_languages=num_languages, language=language, task=task)
+
+
+def _printable_bytes() -> Dict[int, str]:
+    """GPT-2's reversible byte -> printable character table (printable bytes map to themselves)."""
+    keep = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
+    table, extra = {b: chr(b) for b in keep}, 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def token_list(tokenizer: Tokenizer) -> List[str]:
+    """One string per token id, in id order (special tokens by their names)."""
+    enc = tokenizer.encoding
+    specials = {i: s for s, i in enc._special_tokens.items()}
+    table = _printable_bytes()
+    out = []
+    for i in range(enc.n_vocab):
+        if i in specials:
+            out.append(specials[i])
+            continue
+        raw = enc.decode_single_token_bytes(i)
+        out.append("".join(table[b] for b in raw) if raw else f"<|unused_{i}|>")
+    return out
+
+
+def write_token_list(path: Path, tokenizer: Tokenizer) -> Path:
+    tokens = token_list(tokenizer)
+    if len(set(tokens)) != len(tokens):
+        raise ValueError("token list would hold duplicate entries")
+    return write_text_atomic(path, "\n".join(tokens) + "\n")
+
+
+def hypothesis_text(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
+    """Text of a decoded id sequence, special tokens (prompt, timestamps, end) left out."""
+    return tokenizer.decode([int(i) for i in ids if int(i) < tokenizer.eot]).strip()
