@@ -55,7 +55,7 @@ def guarded(prog: str) -> Callable:
         def wrapper(argv: Optional[List[str]] = None) -> int:
             debug = wants_debug(sys.argv[1:] if argv is None else argv)
             try:
-                return main(argv)
+                return main(argv) if argv is not None else main()
             except SystemExit:
                 raise
             except KeyboardInterrupt:

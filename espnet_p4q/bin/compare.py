@@ -15,17 +15,17 @@ import json
 import sys
 from typing import List, Optional
 
-from espnet_p4q.scoring.align import METHODS
+from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import write_text_atomic
+from espnet_p4q.scoring.align import METHODS
 from espnet_p4q.scoring.mapsswe import MapssweResult, format_result, mapsswe
 from espnet_p4q.scoring.sclite_report import missing_hypotheses
 from espnet_p4q.scoring.trn import TranscriptError, read_kaldi_text
-from espnet_p4q.cli import ArgumentParser, guarded
 
 
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ref_text", required=True, help="Kaldi text of the references")
     p.add_argument("--hyp_text_a", required=True, help="Kaldi text of system A's hypotheses")
     p.add_argument("--hyp_text_b", required=True, help="Kaldi text of system B's hypotheses")

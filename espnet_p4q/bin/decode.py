@@ -32,7 +32,7 @@ from espnet_p4q.fileio import InputError, read_kaldi_table, write_json_atomic, w
 
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m espnet_p4q.bin.decode", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", help="nf4:DIR or fp32:CONFIG,MODEL")
     p.add_argument("--asr_train_config", type=Path)
     p.add_argument("--asr_model_file", type=Path)

@@ -43,7 +43,7 @@ def _positive_int(text: str) -> int:
 
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m espnet_p4q.bin.finetune", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--base", required=True, help="nf4:DIR or fp32:CONFIG,MODEL")
     p.add_argument("--mode", choices=["lora", "full"], required=True)
     p.add_argument("--lora_conf", type=Path, help="LoRA YAML (mode lora)")

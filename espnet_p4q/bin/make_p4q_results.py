@@ -20,19 +20,19 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.fileio import write_text_atomic
 from espnet_p4q.report.manifest import load_manifest
 from espnet_p4q.report.markdown import render
 from espnet_p4q.report.results import build_results
 from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.align import METHODS
-from espnet_p4q.fileio import write_text_atomic
 from espnet_p4q.scoring.trn import TranscriptError
-from espnet_p4q.cli import ArgumentParser, guarded
 
 
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--manifest", required=True, help="systems.json")
     p.add_argument("--output", required=True, help="markdown file to write (RESULTS.md)")
     p.add_argument("--output_json", default=None,

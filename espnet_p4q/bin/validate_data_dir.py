@@ -20,7 +20,7 @@ from espnet_p4q.fileio import InputError, read_id_list
 
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m espnet_p4q.bin.validate_data_dir",
-                                description=__doc__.splitlines()[0],
+                       description=__doc__.splitlines()[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("data_dirs", nargs="+", help="Kaldi data dirs (wav.scp, text, utt2spk, spk2utt)")
     p.add_argument("--sample_rate", type=int, default=16000,

@@ -2,7 +2,8 @@
 
 One run of stages 1-10 through the default recipe's run.sh with the CI configs, killed (SIGKILL to
 its whole process group) while stage 5 trains and restarted; then the outputs of every stage are
-checked, a third run must skip everything and rewrite nothing, and a pretrained-model import and a
+checked, a third run must skip everything and rewrite nothing, runs killed at a random moment of
+LoRA pretraining, adaptation and decoding must resume to the same results, and a pretrained-model import and a
 Slurm-backend decode (with a stand-in sbatch) reuse the trained model. A few minutes on 2 cores.
 
 The recipe is copied into a temporary tree shaped like the repository (``<root>/path.sh`` and
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -204,6 +206,41 @@ def snapshot(paths) -> dict:
     return {str(p): os.stat(p).st_mtime_ns for p in paths}
 
 
+def read_or_empty(path: Path) -> str:
+    return path.read_text(errors="replace") if path.is_file() else ""
+
+
+def decoding_results(exp: Path) -> dict:
+    """Every hypothesis file and sclite report of every system (what RESULTS.md is made from)."""
+    return {str(p.relative_to(exp)): p.read_text() for pattern in ("decode_*/*/text", "decode_*/*/score_wer/result.txt")
+            for p in sorted(exp.glob(pattern))}
+
+
+def run_and_kill(r: "CiRecipe", under_way, delay: float, log: Path) -> bool:
+    """Run the recipe; once ``under_way()`` holds, wait ``delay`` seconds and SIGKILL its whole
+    process group (a crash or a lost node). Returns whether the kill came before the run ended."""
+    with open(log, "w") as f:
+        proc = subprocess.Popen(["./run.sh", *r.ci_options()], cwd=r.recipe, env=pipeline_env(),
+                                stdout=f, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 600
+        while proc.poll() is None and not under_way() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(delay)
+        killed = proc.poll() is None
+        if killed:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        for _ in range(200):  # the group's processes exit (and free the lock) a moment later
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+    if not killed:
+        assert proc.returncode == 0, log.read_text()[-3000:]
+    return killed
+
+
 def test_ci_pipeline_end_to_end(ci_recipe, tmp_path):
     r = ci_recipe
     recipe = r.recipe
@@ -344,6 +381,29 @@ def test_ci_pipeline_end_to_end(ci_recipe, tmp_path):
         assert msg in out, msg
     assert "collect_stats with" not in out and "training the base model" not in out
     print(f"re-run with everything done: {t_run3:.1f} s")
+
+    # 4a. Kills at a random moment of LoRA pretraining, of adaptation and of decoding: every
+    # rerun resumes, nothing half-written is accepted, and the results equal the uninterrupted run's.
+    reference = decoding_results(exp)
+    for d in [exp / "lora_pretrain", exp / "compare", *exp.glob("adapt_*"), *exp.glob("decode_*")]:
+        if d.name != "decode_fp32":
+            shutil.rmtree(d)
+    seed = int(os.environ.get("P4Q_FAULT_SEED", time.time_ns() % 1_000_000))
+    rng = random.Random(seed)
+    print(f"fault test seed {seed} (P4Q_FAULT_SEED reproduces it)")
+    triggers = [  # (what, condition that the work is under way)
+        ("LoRA pretraining", lambda: "utterances (" in read_or_empty(exp / "lora_pretrain.log")),
+        ("adaptation", lambda: any(exp.glob("adapt_*/*/adapter.pth"))),
+        ("decoding", lambda: any(exp.glob("decode_nf4/logdir/decode.*.log"))),
+    ]
+    for what, under_way in triggers:
+        delay = rng.uniform(0.0, 2.0)
+        killed = run_and_kill(r, under_way, delay, tmp_path / f"fault_{what.split()[0]}.log")
+        print(f"killed during {what} after {delay:.2f} s: {killed}")
+    res = r.run()
+    assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
+    assert decoding_results(exp) == reference
+    assert not list((recipe / "exp").rglob("*.tmp")), "temporary outputs left behind"
 
     # 4b. The optional sweeps: new points are adapted and decoded, the point of the main run
     # (rank 4 of conf/lora/rank4.yaml) is reused, RESULTS.md links the plots.
