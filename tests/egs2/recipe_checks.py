@@ -93,10 +93,11 @@ def check_decode_config(recipe: Path) -> None:
 
 
 def copy_recipe(recipe: Path, root: Path) -> Path:
-    """A repository-shaped copy of the recipe under root (TEMPLATE and path.sh linked), so that
-    running its stages writes nothing into egs2/."""
+    """A repository-shaped copy of the recipe under root (TEMPLATE, the top-level local/ and path.sh
+    linked), so that running its stages writes nothing into egs2/."""
     (root / "egs2").mkdir(parents=True)
     (root / "path.sh").symlink_to(REPO / "path.sh")
+    (root / "local").symlink_to(REPO / "local")
     (root / "egs2/TEMPLATE").symlink_to(REPO / "egs2/TEMPLATE")
     copy = root / recipe.relative_to(REPO)
     shutil.copytree(recipe, copy, symlinks=True,

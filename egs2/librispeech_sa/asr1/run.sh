@@ -22,13 +22,14 @@
 #
 # Audio: --audio path makes wav.scp list the .flac files themselves: espnet2's 'sound' reader
 # (training, collect_stats, decoding) opens files with soundfile and cannot run 'cmd |' pipes.
-# The adapt dirs hold exactly the first 30 utterances of each reader (--n_adapt 30 of
-# local/data.sh), so p4q.sh's --n_adapt 0 (use all of data/<spk>_adapt) adapts on those 30, and
-# the utterance sweep (stage 12) stops at 30.
+# Speaker adaptation follows the P4Q authors' partition (--sa_partition paper of local/data.sh,
+# conf/sa_partition.tsv): data/ls<R>_adapt is a reader's whole train split (58-74 utterances),
+# data/ls<R>_test its test split, so p4q.sh's --n_adapt 0 adapts on all of it; the utterance sweep
+# (stage 12) takes the first N of it, N up to 58 (the smallest split).
 set -euo pipefail
 
 ./p4q.sh \
-  --local_data_opts "--audio path --n_adapt 30 --n_dev 10" \
+  --local_data_opts "--audio path --sa_partition paper" \
   --train_set train \
   --valid_set dev \
   --token_type bpe \

@@ -28,13 +28,14 @@
 #                          sentencepiece model has no user-defined symbols, so a kept <unk> would
 #                          map to sentencepiece's unknown piece and decode as ' ⁇ ', an error even
 #                          where the reference has <unk>.
-#   --n_adapt 30 --n_dev 10  the adapt dirs hold exactly the first 30 segments of each talk, so
-#                          p4q.sh's --n_adapt 0 (all of data/<spk>_adapt) adapts on those 30, and
-#                          the utterance sweep (stage 12) stops at 30.
+#   --sa_partition paper   the P4Q authors' partition (conf/sa_partition.tsv): data/<talk>_adapt is
+#                          a talk's whole train split (46-77 segments), data/<talk>_test its test
+#                          split, so p4q.sh's --n_adapt 0 adapts on all of it; the utterance sweep
+#                          (stage 12) takes the first N of it, N up to 46 (the smallest split).
 set -euo pipefail
 
 ./p4q.sh \
-  --local_data_opts "--dump_dir dump/audio --dump_nj 16 --unk drop --n_adapt 30 --n_dev 10" \
+  --local_data_opts "--dump_dir dump/audio --dump_nj 16 --unk drop --sa_partition paper" \
   --train_set train \
   --valid_set dev \
   --token_type bpe \

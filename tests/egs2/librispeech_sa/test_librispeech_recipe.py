@@ -9,11 +9,10 @@ the repository, so nothing is written into egs2/).
 
 from __future__ import annotations
 
-import os
-import re
 import shlex
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -53,8 +52,9 @@ def test_help_lists_stages_and_recipe_defaults(help_text):
 def test_local_data_opts_are_accepted_by_data_sh(help_text, tmp_path):
     opts = shlex.split(option(help_text, "local_data_opts"))
     assert opts[opts.index("--audio") + 1] == "path"  # espnet2's sound reader cannot run pipes
-    n_adapt = int(opts[opts.index("--n_adapt") + 1])
-    assert max(int(n) for n in option(help_text, "sweep_n_adapt").split()) <= n_adapt
+    assert opts[opts.index("--sa_partition") + 1] == "paper" and "--n_adapt" not in opts  # whole train split
+    smallest = min(Counter(r for r, s, _ in tiny.partition_rows() if s == "train").values())
+    assert smallest == 58 and max(int(n) for n in option(help_text, "sweep_n_adapt").split()) <= smallest
     # stage 99: the options are parsed and checked, nothing runs
     proc = subprocess.run(["bash", str(RECIPE / "local/data.sh"), *opts, "--stage", "99"], cwd=tmp_path,
                           env=env(PYTHON=sys.executable), capture_output=True, text=True, timeout=60)
@@ -103,8 +103,8 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
 
     recipe = copy_recipe(RECIPE, tmp_path / "repo")
     corpus = tiny.make_librispeech(tmp_path / "corpus")
-    # the recipe's own data options; the tiny readers have 7 utterances, so fewer adapt/dev ones
-    local_opts = option(run_help(recipe), "local_data_opts") + " --n_adapt 3 --n_dev 1 --mirrors file:///nowhere"
+    # the recipe's own data options (the authors' partition), no download
+    local_opts = option(run_help(recipe), "local_data_opts") + " --mirrors file:///nowhere"
     proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "2", "--local_data_opts", local_opts],
                           cwd=recipe, env=env(LIBRISPEECH=str(corpus)), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -117,4 +117,5 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
         for key in reader.keys():
             rate, wav = reader[key]
             assert rate == 16000 and wav.ndim == 1 and len(wav) > 0
-    assert len((data / "ls115_adapt/wav.scp").read_text().splitlines()) == 3
+    assert len((data / "ls115_adapt/wav.scp").read_text().splitlines()) == 59
+    assert not (data / "ls115_dev").exists()

@@ -1,8 +1,10 @@
 """Build a tiny LibriSpeech tree (flac + trans.txt in the release layout) for offline tests.
 
-Why: the recipe must be checked without the 30 GB corpus. Chapters 99 and 100 of each SA reader
-make reading order (99 before 100) differ from text order ("100" < "99"), so the split rule shows.
-Each utterance has its own length, so a test can tell which file a wav.scp pipe decoded.
+Why: the recipe must be checked without the 30 GB corpus. The SA readers' utterances of
+train-clean-360 are exactly the ids of the shipped partition (conf/sa_partition.tsv), so the
+paper rule can be checked id for id; reader 3389's chapters 13247 and 130127 make reading order
+differ from string order, so the ordered rule shows. Each utterance has its own length, so a test
+can tell which file a wav.scp pipe decoded.
 """
 
 from __future__ import annotations
@@ -10,19 +12,37 @@ from __future__ import annotations
 import hashlib
 import tarfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import numpy as np
 import soundfile as sf
 
 SR = 16000
+PARTITION = Path(__file__).resolve().parents[3] / "egs2/librispeech_sa/asr1/conf/sa_partition.tsv"
 SA_READERS = ["115", "210", "479", "492", "525", "829", "2368", "3389", "3615", "6553"]
-# part -> reader -> chapter -> number of utterances
+
+
+def partition_rows() -> List[Tuple[str, str, str]]:
+    """(reader, split, utterance id) of the shipped partition, file order."""
+    lines = [line.split("#", 1)[0].strip() for line in PARTITION.read_text().splitlines()]
+    return [tuple(line.split("\t")) for line in lines if line][1:]
+
+
+def _sa_layout() -> Dict[str, Dict[str, int]]:
+    out: Dict[str, Dict[str, int]] = {}
+    for _, _, utt in partition_rows():
+        reader, chapter, index = utt.split("-")
+        chapters = out.setdefault(reader, {})
+        chapters[chapter] = max(chapters.get(chapter, 0), int(index) + 1)
+    return out
+
+
+# part -> reader -> chapter -> number of utterances (0000 .. n-1)
 LAYOUT: Dict[str, Dict[str, Dict[str, int]]] = {
     "train-clean-100": {"19": {"198": 3, "227": 2}, "26": {"495": 3}, "103": {"1240": 2}},
     "dev-clean": {"84": {"121123": 2}, "174": {"50561": 2}},
     "test-clean": {"1089": {"134686": 2}},
-    "train-clean-360": {**{r: {"99": 3, "100": 4} for r in SA_READERS}, "100": {"7": 2}},
+    "train-clean-360": {**_sa_layout(), "100": {"7": 2}},
 }
 
 

@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -57,8 +58,9 @@ def test_local_data_opts_are_accepted_by_data_sh(help_text, tmp_path):
     opts = shlex.split(option(help_text, "local_data_opts"))
     assert opts[opts.index("--dump_dir") + 1]  # espnet2's sound reader reads neither segments nor pipes
     assert opts[opts.index("--unk") + 1] == "drop"
-    n_adapt = int(opts[opts.index("--n_adapt") + 1])
-    assert max(int(n) for n in option(help_text, "sweep_n_adapt").split()) <= n_adapt
+    assert opts[opts.index("--sa_partition") + 1] == "paper" and "--n_adapt" not in opts  # whole train split
+    smallest = min(Counter(t for t, s, _ in tiny.partition_rows() if s == "train").values())
+    assert smallest == 46 and max(int(n) for n in option(help_text, "sweep_n_adapt").split()) <= smallest
     # stage 99: the options are parsed and checked, nothing runs
     proc = subprocess.run(["bash", str(RECIPE / "local/data.sh"), *opts, "--stage", "99"], cwd=tmp_path,
                           env=env(PYTHON=sys.executable), capture_output=True, text=True, timeout=60)
@@ -122,9 +124,8 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
 
     recipe = copy_recipe(RECIPE, tmp_path / "repo")
     corpus = tiny.make_tedlium(tmp_path / "corpus")
-    # the recipe's own data options; the tiny talks have 6 scored segments, so fewer adapt/dev ones
-    local_opts = option(run_help(recipe), "local_data_opts") + \
-        " --n_adapt 3 --n_dev 1 --dump_nj 2 --mirrors file:///nowhere"
+    # the recipe's own data options (the authors' partition), no download
+    local_opts = option(run_help(recipe), "local_data_opts") + " --dump_nj 2 --mirrors file:///nowhere"
     cmd = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--local_data_opts", local_opts]
     proc = subprocess.run(cmd, cwd=recipe, env=env(TEDLIUM3=str(corpus)), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -133,7 +134,7 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
     assert lines(data / "sa_tune.list") == sorted(tiny.SA_TALKS)[::4]
     monkeypatch.chdir(recipe)  # wav.scp paths are relative to the recipe dir, as p4q.sh runs there
     dirs = [d for d in sorted(data.iterdir()) if (d / "wav.scp").is_file()]
-    assert len(dirs) == 2 + 3 * len(tiny.SA_TALKS)
+    assert len(dirs) == 2 + 2 * len(tiny.SA_TALKS)
     for d in dirs:
         assert not (d / "segments").exists(), d
         assert "<unk>" not in (d / "text").read_text()  # --unk drop
@@ -144,7 +145,7 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
             assert not path.is_absolute() and path.parts[:3] == ("dump", "audio", d.name), path
             rate, wav = reader[utt]
             assert rate == 16000 and np.array_equal(np.round(wav * 32768).astype(np.int16), segment_audio(utt)), utt
-    assert len(lines(data / "AmandaBurden_2014_adapt/wav.scp")) == 3
+    assert len(lines(data / "AmandaBurden_2014_adapt/wav.scp")) == 68
     # a re-run skips the marked stages; local/data.sh's stage 4 leaves dumped dirs alone
     again = subprocess.run(cmd, cwd=recipe, env=env(TEDLIUM3=str(corpus)), capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "already done" in again.stderr
@@ -160,7 +161,7 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
 def test_dump_audio_from_per_utterance_pipes(tmp_path):
     """local/dump_audio.py also takes the --segments false layout (one sox trim pipe an utterance)."""
     corpus = tiny.make_tedlium(tmp_path / "corpus")
-    common = ["--mirrors", "file:///nowhere", "--n_adapt", "3", "--n_dev", "0", "--include_test", "true"]
+    common = ["--mirrors", "file:///nowhere", "--include_test", "true"]
     proc = subprocess.run(["bash", str(RECIPE / "local/data.sh"), *common, "--segments", "false",
                            "--stop_stage", "2"], cwd=tmp_path, env=env(TEDLIUM3=str(corpus), PYTHON=sys.executable),
                           capture_output=True, text=True, timeout=300)

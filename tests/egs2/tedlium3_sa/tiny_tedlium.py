@@ -1,21 +1,26 @@
 """Build a tiny TED-LIUM 3 tree (NIST SPHERE audio + STM) for offline tests.
 
-Why: the recipe must be checked without the 51 GB corpus. Each talk gets 6 scored segments, one
-``ignore_time_segment_in_scoring`` gap and one segment that normalises to nothing; its STM lines
-are written out of time order so the split rule (time order) shows. One SA talk exists only under
+Why: the recipe must be checked without the 51 GB corpus. A training, dev or test talk gets 6
+scored segments, one ``ignore_time_segment_in_scoring`` gap and one segment that normalises to
+nothing; its STM lines are written out of time order. An SA talk gets exactly the segments the
+shipped partition indexes (``<talk>_0`` .. ``<talk>_<N-1>``, the excluded ones included), in time
+order, with segments containing ``<unk>``, a gap and an emptied segment between them, so the
+authors' index must skip those to come out right. One SA talk exists only under
 ``speaker-adaptation/test`` and one training talk has a ``-`` in its id.
 """
 
 from __future__ import annotations
 
+import functools
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import soundfile as sf
 
 SR = 16000
+CONF = Path(__file__).resolve().parents[3] / "egs2/tedlium3_sa/asr1/conf"
 SA_TALKS = [
     "AmandaBurden_2014", "BenDunlap_2007", "DavidChristian_2011", "EvaVertes_2005",
     "GeorgePapandreou_2013G", "GregLynn_2005", "HowardRheingold_2005", "JamesBalog_2009G",
@@ -36,6 +41,45 @@ RAW = [
     ("<unk> they 've gone", "<unk> THEY'VE GONE"),
     ("the end", "THE END"),
 ]
+
+
+def _rows(path: Path) -> List[List[str]]:
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [line.split("\t") for line in lines if line]
+
+
+@functools.lru_cache(maxsize=None)
+def partition_rows() -> List[Tuple[str, str, str]]:
+    """(talk, split, id) of the shipped partition, file order."""
+    return [tuple(r) for r in _rows(CONF / "sa_partition.tsv")[1:]]
+
+
+def excluded_ids() -> List[str]:
+    return [r[0] for r in _rows(CONF / "sa_partition_excluded.txt")]
+
+
+def n_indexed(talk: str) -> int:
+    """Segments the authors index in ``talk``: its partition ids plus its excluded ones."""
+    ids = [u for t, _, u in partition_rows() if t == talk] + [e for e in excluded_ids() if e.startswith(talk + "_")]
+    return len(ids)
+
+
+@functools.lru_cache(maxsize=None)
+def sa_plan(talk: str) -> List[Tuple[str, str, str, Optional[int]]]:
+    """(start, end, raw STM words, authors' k or None) of an SA talk, in time order.
+
+    Indexed segment k says "we 're at line k"; after every 20th a segment with ``<unk>``, near
+    the start a gap and a segment that normalises to nothing: none of these gets an index.
+    """
+    plan, t = [], 5  # centiseconds; segments 5 cs long, every 6 cs
+    for k in range(n_indexed(talk)):
+        extra = [("it 's <unk> here", None)] if k % 20 == 3 else []
+        if k == 5:
+            extra += [("ignore_time_segment_in_scoring", None), ("{BREATH} <sil>", None)]
+        for raw, idx in [(f"we 're at line {k}", k)] + extra:
+            plan.append((f"{t / 100:.2f}", f"{(t + 5) / 100:.2f}", raw, idx))
+            t += 6
+    return plan
 
 
 def segment_times(i: int) -> Tuple[str, str]:
@@ -59,16 +103,29 @@ def expected_text(i: int) -> str:
     return RAW[i][1]
 
 
+def sa_stm_lines(talk: str) -> List[str]:
+    out = [";; tiny test STM of an SA talk\n"]
+    for start, end, raw, _ in sa_plan(talk):
+        spk = "inter_segment_gap" if raw.startswith("ignore_") else talk
+        out.append(f"{talk} 1 {spk} {start} {end} <o,f0,female> {raw}\n")
+    return out
+
+
+@functools.lru_cache(maxsize=None)
 def talk_audio(talk: str) -> np.ndarray:
-    """Deterministic 4.5 s of int16 noise per talk."""
+    """Deterministic int16 noise per talk: 4.5 s, or 0.5 s past an SA talk's last segment."""
     seed = sum(map(ord, talk))
-    return (np.random.default_rng(seed).standard_normal(int(4.5 * SR)) * 3000).astype(np.int16)
+    seconds = float(sa_plan(talk)[-1][1]) + 0.5 if talk in SA_TALKS else 4.5
+    audio = (np.random.default_rng(seed).standard_normal(int(seconds * SR)) * 3000).astype(np.int16)
+    audio.flags.writeable = False
+    return audio
 
 
 def write_talk(d: Path, talk: str) -> None:
     (d / "stm").mkdir(parents=True, exist_ok=True)
     (d / "sph").mkdir(parents=True, exist_ok=True)
-    (d / "stm" / f"{talk}.stm").write_text("".join(stm_lines(talk)))
+    lines = sa_stm_lines(talk) if talk in SA_TALKS else stm_lines(talk)
+    (d / "stm" / f"{talk}.stm").write_text("".join(lines))
     sf.write(d / "sph" / f"{talk}.sph", talk_audio(talk), SR, format="NIST", subtype="PCM_16")
 
 

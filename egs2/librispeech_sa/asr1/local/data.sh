@@ -9,17 +9,19 @@ repo=$(cd "$recipe/../../.." && pwd)
 stage=1
 stop_stage=3
 datadir=data
-n_adapt=30
-n_dev=10
+sa_partition=paper
+n_adapt=0
+n_dev=0
 include_test_clean=false
 audio=sox
 sa_speakers=$recipe/conf/sa_speakers.txt
 sa_split=$recipe/conf/sa_split.yaml
+partition=$recipe/conf/sa_partition.tsv
 checksums=$recipe/conf/sa_archives.txt
 mirrors="https://www.openslr.org/resources/12 https://us.openslr.org/resources/12 https://openslr.elda.org/resources/12"
 sa_extract_all=false
 keep_archives=true
-options="stage stop_stage datadir n_adapt n_dev include_test_clean audio sa_speakers sa_split checksums mirrors sa_extract_all keep_archives"
+options="stage stop_stage datadir sa_partition partition n_adapt n_dev include_test_clean audio sa_speakers sa_split checksums mirrors sa_extract_all keep_archives"
 
 usage() {
   cat <<EOF
@@ -28,17 +30,23 @@ Stages:
   1  download dev-clean, train-clean-100 (and test-clean) and the SA readers of train-clean-360
      into \$LIBRISPEECH (db.sh; now: ${LIBRISPEECH:-downloads}), or use a copy already extracted
      there. Archives are checked against --checksums; downloads resume; done parts are marked.
-  2  write Kaldi dirs: \$datadir/train (train-clean-100), \$datadir/dev (dev-clean),
-     [\$datadir/test_clean], and for each SA reader R: \$datadir/lsR_adapt (first --n_adapt
-     utterances in reading order: chapter, then utterance number), \$datadir/lsR_dev (next
-     --n_dev; none if 0), \$datadir/lsR_test (the rest); \$datadir/sa_tune.list, sa_eval.list.
+  2  write Kaldi dirs (local/librispeech.py): \$datadir/train (train-clean-100), \$datadir/dev
+     (dev-clean), [\$datadir/test_clean], \$datadir/local/sa_pool (the SA readers' utterances);
+     then the top-level local/sa_dirs.py writes for each SA reader R \$datadir/lsR_adapt and
+     \$datadir/lsR_test by --sa_partition, and \$datadir/sa_tune.list, sa_eval.list:
+       paper    the P4Q authors' partition (--partition): train -> adapt, test -> test, dev held
+                out (not written: no stage reads it); every listed id must be in the corpus copy
+       ordered  a reader's utterances in reading order (chapter, then utterance number): first
+                --n_adapt adapt, next --n_dev held out, the rest test (this recipe's earlier rule)
   3  validate the dirs (python -m espnet_p4q.bin.validate_data_dir), if that validator exists.
 Options (default):
   --stage N              first stage ($stage)
   --stop_stage N         last stage ($stop_stage)
   --datadir DIR          output directory ($datadir)
-  --n_adapt N            adaptation utterances per SA reader ($n_adapt)
-  --n_dev N              per-reader dev utterances after them, 0 for none ($n_dev)
+  --sa_partition RULE    paper or ordered (see stage 2) ($sa_partition)
+  --partition FILE       paper: the authors' partition (conf/sa_partition.tsv)
+  --n_adapt N            paper: keep the first N of the train split, 0 = all; ordered: adapt size ($n_adapt)
+  --n_dev N              ordered: utterances held out after the adapt ones ($n_dev)
   --include_test_clean B also download test-clean and write \$datadir/test_clean ($include_test_clean)
   --audio KIND           wav.scp entries: sox ('sox F -t wav - |'), flac ('flac -c -d -s F |')
                          or path (the .flac path itself) ($audio)
@@ -70,6 +78,12 @@ done
 for b in include_test_clean sa_extract_all keep_archives; do
   [[ ${!b} == true || ${!b} == false ]] || die "--$b must be true or false, got '${!b}'"
 done
+[[ $sa_partition == paper || $sa_partition == ordered ]] || die "--sa_partition must be paper or ordered, got '$sa_partition'"
+for n in n_adapt n_dev; do
+  [[ ${!n} =~ ^[0-9]+$ ]] || die "--$n must be a number, got '${!n}'"
+done
+if [[ $sa_partition == ordered && $n_adapt == 0 ]]; then die "--sa_partition ordered needs --n_adapt >= 1"; fi
+if [[ $sa_partition == paper ]] && [ ! -f "$partition" ]; then die "--partition $partition: no such file"; fi
 
 . "$recipe/db.sh"
 python=${PYTHON:-python3}
@@ -87,7 +101,7 @@ fetch() {  # fetch NAME [extra args]: download+verify+extract unless done or alr
   local name=$1; shift
   local m mirror_args=()
   for m in $mirrors; do mirror_args+=(--mirror "$m"); done
-  "$python" -m espnet_p4q.data.download fetch --checksums "$checksums" --name "$name" \
+  "$python" "$repo/local/download.py" fetch --checksums "$checksums" --name "$name" \
     "${mirror_args[@]}" --download_dir "$LIBRISPEECH" --extract_dir "$LIBRISPEECH" \
     --keep_archive "$keep_archives" "$@"
 }
@@ -115,9 +129,11 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "stage 2: data dirs in $datadir"
   test_args=()
   if $include_test_clean; then test_args+=(--test_part test-clean); fi
-  "$python" -m espnet_p4q.data.librispeech --corpus "$LIBRISPEECH" --datadir "$datadir" \
-    --sa_speakers "$sa_speakers" --sa_split "$sa_split" --n_adapt "$n_adapt" --n_dev "$n_dev" \
-    --audio "$audio" "${test_args[@]}"
+  "$python" "$recipe/local/librispeech.py" --corpus "$LIBRISPEECH" --datadir "$datadir" \
+    --sa_speakers "$sa_speakers" --audio "$audio" "${test_args[@]}"
+  "$python" "$repo/local/sa_dirs.py" --pool "$datadir/local/sa_pool" --datadir "$datadir" \
+    --sa_partition "$sa_partition" --partition "$partition" --n_adapt "$n_adapt" --n_dev "$n_dev" \
+    --sa_split "$sa_split"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
@@ -126,7 +142,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     dirs=("$datadir/train" "$datadir/dev")
     if $include_test_clean; then dirs+=("$datadir/test_clean"); fi
     for r in $readers; do
-      for s in adapt dev test; do
+      for s in adapt test; do
         if [ -d "$datadir/ls${r}_$s" ]; then dirs+=("$datadir/ls${r}_$s"); fi
       done
     done

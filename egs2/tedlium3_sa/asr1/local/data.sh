@@ -9,20 +9,23 @@ repo=$(cd "$recipe/../../.." && pwd)
 stage=1
 stop_stage=4
 datadir=data
-n_adapt=30
-n_dev=10
+sa_partition=paper
+n_adapt=0
+n_dev=0
 include_test=false
 unk=keep
 audio=sox
 segments=true
 sa_talks=$recipe/conf/sa_talks.txt
 sa_split=$recipe/conf/sa_split.yaml
+partition=$recipe/conf/sa_partition.tsv
+excluded=$recipe/conf/sa_partition_excluded.txt
 checksums=$recipe/conf/sa_archives.txt
 mirrors="https://www.openslr.org/resources/51 https://us.openslr.org/resources/51 https://openslr.elda.org/resources/51"
 keep_archives=true
 dump_dir=""
 dump_nj=8
-options="stage stop_stage datadir n_adapt n_dev include_test unk audio segments sa_talks sa_split checksums mirrors keep_archives dump_dir dump_nj"
+options="stage stop_stage datadir sa_partition partition excluded n_adapt n_dev include_test unk audio segments sa_talks sa_split checksums mirrors keep_archives dump_dir dump_nj"
 
 usage() {
   cat <<EOF
@@ -31,14 +34,20 @@ Stages:
   1  download TEDLIUM_release-3.tgz (about 51 GB) into \$TEDLIUM3 (db.sh; now: ${TEDLIUM3:-downloads})
      and extract it, or use a TEDLIUM_release-3/ already extracted there. The archive is checked
      against --checksums; the download resumes; a finished extraction is marked.
-  2  write Kaldi dirs (segments + one wav.scp pipe per talk): \$datadir/train (talks of
-     TEDLIUM_release-3/data minus the SA, legacy dev and legacy test talks), \$datadir/dev (legacy
-     dev), [\$datadir/test (legacy test)], and for each SA talk T: \$datadir/T_adapt (first
-     --n_adapt segments in time order), \$datadir/T_dev (next --n_dev; none if 0), \$datadir/T_test
-     (the rest); \$datadir/sa_tune.list, sa_eval.list. Segments marked
-     ignore_time_segment_in_scoring are left out; text is upper-cased, clitics rejoined.
+  2  write Kaldi dirs (local/tedlium.py; segments + one wav.scp pipe per talk): \$datadir/train
+     (talks of TEDLIUM_release-3/data minus the SA, legacy dev and legacy test talks),
+     \$datadir/dev (legacy dev), [\$datadir/test (legacy test)], \$datadir/local/sa_pool (the SA
+     talks' segments). Segments marked ignore_time_segment_in_scoring are left out; text is
+     upper-cased, clitics rejoined. Then the top-level local/sa_dirs.py writes for each SA talk T
+     \$datadir/T_adapt and \$datadir/T_test by --sa_partition, and \$datadir/sa_tune.list, sa_eval.list:
+       paper    the P4Q authors' partition (--partition): train -> adapt, test -> test, dev held
+                out (not written: no stage reads it). Their ids <talk>_<k> are derived from the
+                STM (k: index among the talk's segments without <unk>); where that does not give
+                exactly the listed ids (--partition + --excluded) the stage stops
+       ordered  a talk's segments in time order: first --n_adapt adapt, next --n_dev held out,
+                the rest test (this recipe's earlier rule)
   3  validate: dirs without segments with python -m espnet_p4q.bin.validate_data_dir (if it
-     exists), dirs with segments with python -m espnet_p4q.data.tedlium check.
+     exists), dirs with segments with local/tedlium.py check.
   4  only with --dump_dir: cut every utterance of those dirs into its own 16 kHz 16-bit flac file,
      --dump_dir/<dir>/<utt>.flac (local/dump_audio.py, --dump_nj processes), rewrite each dir's
      wav.scp to list the files and drop its segments, then validate. espnet2's 'sound' reader
@@ -48,8 +57,11 @@ Options (default):
   --stage N            first stage ($stage)
   --stop_stage N       last stage ($stop_stage)
   --datadir DIR        output directory ($datadir)
-  --n_adapt N          adaptation segments per SA talk ($n_adapt)
-  --n_dev N            per-talk dev segments after them, 0 for none ($n_dev)
+  --sa_partition RULE  paper or ordered (see stage 2) ($sa_partition)
+  --partition FILE     paper: the authors' partition (conf/sa_partition.tsv)
+  --excluded FILE      paper: indexed segments in no split (conf/sa_partition_excluded.txt)
+  --n_adapt N          paper: keep the first N of the train split, 0 = all; ordered: adapt size ($n_adapt)
+  --n_dev N            ordered: segments held out after the adapt ones ($n_dev)
   --include_test B     also write \$datadir/test from legacy/test ($include_test)
   --unk keep|drop      keep TED-LIUM's <unk> tokens in the text or drop them ($unk)
   --audio sox|sph2pipe decoder in the wav.scp pipes ($audio)
@@ -84,6 +96,14 @@ for b in include_test segments keep_archives; do
   [[ ${!b} == true || ${!b} == false ]] || die "--$b must be true or false, got '${!b}'"
 done
 [[ $dump_nj =~ ^[1-9][0-9]*$ ]] || die "--dump_nj must be a positive number, got '$dump_nj'"
+[[ $sa_partition == paper || $sa_partition == ordered ]] || die "--sa_partition must be paper or ordered, got '$sa_partition'"
+for n in n_adapt n_dev; do
+  [[ ${!n} =~ ^[0-9]+$ ]] || die "--$n must be a number, got '${!n}'"
+done
+if [[ $sa_partition == ordered && $n_adapt == 0 ]]; then die "--sa_partition ordered needs --n_adapt >= 1"; fi
+if [[ $sa_partition == paper ]]; then
+  for f in "$partition" "$excluded"; do [ -f "$f" ] || die "$f: no such file"; done
+fi
 
 . "$recipe/db.sh"
 python=${PYTHON:-python3}
@@ -98,16 +118,21 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   for m in $mirrors; do mirror_args+=(--mirror "$m"); done
   existing=$TEDLIUM3/TEDLIUM_release-3/data/stm
   if [ ! -d "$existing" ] && [ -d "$TEDLIUM3/data/stm" ]; then existing=$TEDLIUM3/data/stm; fi
-  "$python" -m espnet_p4q.data.download fetch --checksums "$checksums" --name TEDLIUM_release-3 \
+  "$python" "$repo/local/download.py" fetch --checksums "$checksums" --name TEDLIUM_release-3 \
     "${mirror_args[@]}" --download_dir "$TEDLIUM3" --extract_dir "$TEDLIUM3" \
     --keep_archive "$keep_archives" --existing "$existing"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   log "stage 2: data dirs in $datadir"
-  "$python" -m espnet_p4q.data.tedlium prepare --corpus "$TEDLIUM3" --datadir "$datadir" \
-    --sa_talks "$sa_talks" --sa_split "$sa_split" --n_adapt "$n_adapt" --n_dev "$n_dev" \
-    --include_test "$include_test" --unk "$unk" --audio "$audio" --segments "$segments"
+  index_args=()
+  if [[ $sa_partition == paper ]]; then index_args+=(--partition "$partition" --excluded "$excluded"); fi
+  "$python" "$recipe/local/tedlium.py" prepare --corpus "$TEDLIUM3" --datadir "$datadir" \
+    --sa_talks "$sa_talks" --include_test "$include_test" --unk "$unk" --audio "$audio" \
+    --segments "$segments" "${index_args[@]}"
+  "$python" "$repo/local/sa_dirs.py" --pool "$datadir/local/sa_pool" --datadir "$datadir" \
+    --sa_partition "$sa_partition" --partition "$partition" --n_adapt "$n_adapt" --n_dev "$n_dev" \
+    --sa_split "$sa_split"
 fi
 
 # The dirs stage 2 writes (those that exist).
@@ -115,7 +140,7 @@ dirs=("$datadir/train" "$datadir/dev")
 if $include_test; then dirs+=("$datadir/test"); fi
 for t in $talks; do
   spk=$(printf '%s' "$t" | tr -c 'A-Za-z0-9_' '_')
-  for s in adapt dev test; do
+  for s in adapt test; do
     if [ -d "$datadir/${spk}_$s" ]; then dirs+=("$datadir/${spk}_$s"); fi
   done
 done
@@ -127,7 +152,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
     if [ -f "$d/segments" ]; then segmented+=("$d"); else plain+=("$d"); fi
   done
   if [ ${#segmented[@]} -gt 0 ]; then
-    "$python" -m espnet_p4q.data.tedlium check "${segmented[@]}"
+    "$python" "$recipe/local/tedlium.py" check "${segmented[@]}"
   fi
   if [ ${#plain[@]} -gt 0 ]; then
     if "$python" -c 'import espnet_p4q.data.validate' 2>/dev/null; then

@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[4]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from espnet_p4q.data.kaldi_dir import Utterance, read_table, write_data_dir  # noqa: E402
+from espnet_p4q.data.kaldi_dir import Utterance, write_data_dir  # noqa: E402
+from espnet_p4q.fileio import read_kaldi_table  # noqa: E402
 
 SAMPLE_RATE = 16000
 # (wav.scp entry, [(utt, start seconds or None, end seconds or None)], output dir, format)
@@ -45,7 +46,7 @@ def is_plain(data_dir: Path) -> bool:
     """True when the dir needs no dump: no segments, every wav.scp entry an existing file."""
     if (data_dir / "segments").exists():
         return False
-    for entry in read_table(data_dir / "wav.scp").values():
+    for entry in read_kaldi_table(data_dir / "wav.scp").values():
         if entry.rstrip().endswith("|") or not Path(entry).is_file():
             return False
     return True
@@ -86,8 +87,8 @@ def cut(job: Job) -> int:
 
 
 def jobs_of(data_dir: Path, out_dir: Path, fmt: str) -> List[Job]:
-    wav_scp = read_table(data_dir / "wav.scp")
-    texts = read_table(data_dir / "text")
+    wav_scp = read_kaldi_table(data_dir / "wav.scp")
+    texts = read_kaldi_table(data_dir / "text")
     if (data_dir / "segments").exists():
         by_rec: Dict[str, List[Tuple[str, Optional[str], Optional[str]]]] = {}
         with open(data_dir / "segments", encoding="utf-8") as f:
@@ -128,8 +129,8 @@ def dump_dir_of(data_dir: Path, dump_root: Path, nj: int, fmt: str) -> str:
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    texts = read_table(data_dir / "text")
-    spk = read_table(data_dir / "utt2spk")
+    texts = read_kaldi_table(data_dir / "text")
+    spk = read_kaldi_table(data_dir / "utt2spk")
     utts = [Utterance(u, spk[u], str(final / f"{u}.{fmt}"), texts[u]) for u in sorted(texts)]
     write_data_dir(data_dir, utts)  # atomic: a new dir without segments replaces the old one
     return f"{data_dir}: {n} utterances from {len(jobs)} recordings -> {final}"

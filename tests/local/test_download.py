@@ -1,4 +1,4 @@
-"""espnet_p4q.data.download: digests, resumable download, extraction markers (local files only)."""
+"""local/download.py: digests, resumable download, extraction markers (local files only)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import hashlib
 import io
 import json
 import tarfile
+import sys
 import urllib.error
 from pathlib import Path
 
 import pytest
 
-from espnet_p4q.data import download as dl
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "local"))
+import download as dl  # noqa: E402
 
 PAYLOAD = bytes(range(256)) * 40  # 10 KiB
 
@@ -295,3 +297,5 @@ def test_cli_verify_exit_codes(tmp_path, capsys):
     conf.write_text(f"x x.tar.gz sha256:{sha256(PAYLOAD)}\ny y.tar.gz sha256:{'0' * 64}\n")
     assert dl.main(["verify", "--checksums", str(conf), "--name", "x", str(f)]) == 0
     assert dl.main(["verify", "--checksums", str(conf), "--name", "y", str(f)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("local/download.py: error: ChecksumError:") and "expected" in err[-1]

@@ -1,4 +1,14 @@
-"""TED-LIUM release 3 (STM + SPH) -> Kaldi data dirs for the P4Q speaker-adaptation recipe.
+#!/usr/bin/env python3
+"""TED-LIUM release 3 (STM + SPH) -> Kaldi data dirs and the SA pool for the P4Q SA recipe.
+
+    local/tedlium.py prepare --corpus DIR --datadir data --sa_talks conf/sa_talks.txt \\
+        [--partition conf/sa_partition.tsv --excluded conf/sa_partition_excluded.txt]
+    local/tedlium.py check DIR...
+
+Writes data/train, data/dev (legacy dev), data/test (optional) and data/local/sa_pool: every
+scored segment of the SA talks, with ``spk2corpus`` and, given ``--partition``, ``utt2corpus``
+(segment id -> the P4Q authors' ``<talk>_<k>``), from which the top-level local/sa_dirs.py
+writes the per-speaker dirs.
 
 Why: a talk is one speaker, so the talk id is the speaker id (any character other than letters,
 digits and ``_`` becomes ``_``: sclite cuts the speaker at the first ``-``). Segment ids are
@@ -11,13 +21,15 @@ are removed; split clitics (``it 's``) are rejoined; words are upper-cased; ``<u
 mark for an unintelligible or out-of-vocabulary word) is kept verbatim by default, as Kaldi and
 ESPnet TED-LIUM recipes do, or dropped with ``unk="drop"``. Segments left empty are skipped.
 
-Split rule: the same as LibriSpeech's (:func:`espnet_p4q.data.librispeech.split_in_order`), with
-a talk's segments in time order (start, then end): first ``n_adapt`` adapt, next ``n_dev`` dev,
-the rest test.
+The authors' index (:func:`authors_index`): k numbers, from 0, a talk's scored segments in STM
+order after their filter: segments containing ``<unk>`` are removed, and so are segments left
+empty (their ``without_unk_apo_blank`` data; the split clitics they rejoin change texts, not
+which segments count). It is used only where it is unambiguous: the STM must list the kept
+segments in time order, and each talk's count must equal the partition's ids of that talk plus
+its excluded ones; otherwise the stage stops and says which talks differ.
 
 Audio: with ``segments=True`` (default) wav.scp holds one decoding pipe per talk and ``segments``
-the cut points, as Kaldi expects. ``kaldi_dir.write_data_dir`` cannot write segments yet, so this
-module writes the dir itself, in a temporary sibling renamed into place. With ``segments=False``
+the cut points, as Kaldi expects (written by the top-level local/kaldi_subset.py). With ``segments=False``
 each utterance gets its own ``sox ... trim`` pipe, a segment-free dir that any reader accepts.
 """
 
@@ -27,21 +39,25 @@ import argparse
 import os
 import re
 import shlex
-import shutil
 import sys
+from collections import Counter
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet_p4q.data.kaldi_dir import Utterance, write_data_dir
-from espnet_p4q.data.librispeech import (
-    check_path,
-    read_id_list,
-    read_sa_split,
-    split_in_order,
-    write_id_list,
-)
+REPO = Path(__file__).resolve().parents[4]
+for _p in (REPO, REPO / "local"):
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
+
+from espnet2.utils.types import str2bool  # noqa: E402
+
+from espnet_p4q.cli import guarded  # noqa: E402
+from espnet_p4q.data.kaldi_dir import Utterance  # noqa: E402
+from espnet_p4q.fileio import InputError, read_id_list, read_kaldi_table, write_text_atomic  # noqa: E402
+from kaldi_subset import wav_path, write_dir  # noqa: E402
+from sa_dirs import read_partition  # noqa: E402
 
 ROOT_NAME = "TEDLIUM_release-3"
 TRAIN_DIRS = ("data", "legacy/train")  # the first that exists holds the training talks
@@ -52,6 +68,7 @@ SEARCH_DIRS = (
 CLITICS = {"'s", "'re", "'m", "'ll", "'ve", "'d", "'t"}
 AUDIO_KINDS = ("sox", "sph2pipe")
 IGNORE = "ignore_time_segment_in_scoring"
+POOL = "local/sa_pool"  # under --datadir
 
 
 def log(msg: str) -> None:
@@ -154,7 +171,7 @@ def find_talks(root: os.PathLike, subdir: str) -> Dict[str, Talk]:
 
 def recording_command(sph: Path, audio: str = "sox", start: Optional[str] = None, end: Optional[str] = None) -> str:
     """Pipe giving 16 kHz 16-bit mono wav of a talk, or of ``start..end`` seconds of it."""
-    p = shlex.quote(check_path(sph))
+    p = shlex.quote(wav_path(sph))
     if audio == "sox":  # -V1: sox warns on every piped trim that it cannot seek (length is right)
         if start is None:
             return f"sox {p} -t wav -r 16000 -c 1 -b 16 - |"
@@ -165,38 +182,19 @@ def recording_command(sph: Path, audio: str = "sox", start: Optional[str] = None
     raise ValueError(f"audio kind {audio!r}: expected one of {AUDIO_KINDS}")
 
 
-def _atomic_lines(path: Path, lines: Sequence[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{x}\n" for x in lines), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_segmented_dir(
     data_dir: os.PathLike, segs: Sequence[Segment], talks: Dict[str, Talk], audio: str = "sox", segments: bool = True
 ) -> Path:
     """Write a data dir for ``segs`` (with ``segments`` + per-talk wav.scp, or per-utterance pipes)."""
-    d = Path(data_dir)
     utts = [
         Utterance(segment_id(s), speaker_id(s.talk), recording_command(talks[s.talk].sph, audio, s.start, s.end), s.text)
         for s in segs
     ]
     if not segments:
-        return write_data_dir(d, utts)
-    tmp = d.parent / f".{d.name}.segments"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    write_data_dir(tmp, utts)
-    try:
-        _atomic_lines(tmp / "segments", sorted(f"{segment_id(s)} {speaker_id(s.talk)} {s.start} {s.end}" for s in segs))
-        used = sorted({s.talk for s in segs}, key=speaker_id)
-        _atomic_lines(tmp / "wav.scp", [f"{speaker_id(t)} {recording_command(talks[t].sph, audio)}" for t in used])
-        if d.exists():
-            shutil.rmtree(d)
-        os.replace(tmp, d)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return d
+        return write_dir(data_dir, utts)
+    cuts = {segment_id(s): (speaker_id(s.talk), s.start, s.end) for s in segs}
+    recordings = {speaker_id(t): recording_command(talks[t].sph, audio) for t in {s.talk for s in segs}}
+    return write_dir(data_dir, utts, cuts, recordings)
 
 
 def check_segmented_dir(data_dir: os.PathLike) -> List[str]:
@@ -205,11 +203,9 @@ def check_segmented_dir(data_dir: os.PathLike) -> List[str]:
     problems: List[str] = []
 
     def keys(name: str) -> List[str]:
-        with open(d / name, encoding="utf-8") as f:
-            return [line.split(maxsplit=1)[0] for line in f if line.strip()]
+        return list(read_kaldi_table(d / name))
 
-    with open(d / "segments", encoding="utf-8") as f:
-        seg_rows = [line.split() for line in f if line.strip()]
+    seg_rows = [[k, *v.split()] for k, v in read_kaldi_table(d / "segments").items()]
     recs = keys("wav.scp")
     for name, ids in (("segments", [r[0] for r in seg_rows]), ("wav.scp", recs), ("text", keys("text")),
                       ("utt2spk", keys("utt2spk"))):
@@ -254,31 +250,73 @@ def load_segments(talks: Sequence[Talk], unk: str) -> Tuple[List[Segment], str]:
     return out, f"{ignored} ignored and {empty} emptied segments skipped"
 
 
+def authors_index(talk: Talk) -> Dict[str, str]:
+    """Segment id -> the P4Q authors' ``<talk>_<k>`` for the talk's segments they kept (see above)."""
+    segs, _, _ = parse_stm(talk.stm, "keep")
+    kept = [replace(x, talk=talk.talk) for x in segs if "<unk>" not in x.text.split()]
+    if [x.order for x in kept] != sorted(x.order for x in kept):
+        raise InputError("segments are not in time order, so the authors' <talk>_<k> index is ambiguous", talk.stm)
+    return {segment_id(x): f"{talk.talk}_{k}" for k, x in enumerate(kept)}
+
+
+def check_index(index: Dict[str, Dict[str, str]], partition: Path, excluded: Path) -> None:
+    """Each talk's derived ids must be exactly its partition ids plus its excluded ids."""
+    listed: Dict[str, set] = {}
+    for _, talk, _, cid in read_partition(partition):
+        listed.setdefault(talk, set()).add(cid)
+    extra = read_id_list(excluded, allow_empty=True)
+    for talk in listed:
+        listed[talk] |= {e for e in extra if e.rsplit("_", 1)[0] == talk}
+    bad = [f"{t}: {len(index.get(t, {}))} segments without <unk> in the STM, {len(ids)} listed"
+           for t, ids in sorted(listed.items()) if set(index.get(t, {}).values()) != ids]
+    if bad:
+        raise InputError("the authors' <talk>_<k> index cannot be derived unambiguously from this copy of "
+                         f"TED-LIUM 3 ({'; '.join(bad)}); use --sa_partition ordered or the authors' STM", partition)
+
+
+def write_pool(pool: Path, sa_talks: Sequence[str], everywhere: Dict[str, Talk], unk: str, audio: str,
+               segments: bool, index: Optional[Dict[str, Dict[str, str]]]) -> int:
+    """The SA talks' scored segments as one data dir, with ``spk2corpus`` and (given) ``utt2corpus``."""
+    segs, note = load_segments([everywhere[t] for t in sa_talks], unk)
+    write_segmented_dir(pool, segs, everywhere, audio, segments)
+    write_text_atomic(pool / "spk2corpus", "".join(f"{speaker_id(t)} {t}\n" for t in sorted(sa_talks, key=speaker_id)))
+    if index is not None:
+        ids = {segment_id(x) for x in segs}
+        pairs = sorted((u, c) for per_talk in index.values() for u, c in per_talk.items())
+        lost = [c for u, c in pairs if u not in ids]
+        if lost:
+            raise InputError(f"indexed segments that --unk {unk} empties: {' '.join(lost)}")
+        write_text_atomic(pool / "utt2corpus", "".join(f"{u} {c}\n" for u, c in pairs))
+    log(f"{pool}: {len(segs)} segments of {len(sa_talks)} SA talks ({note})")
+    return len(segs)
+
+
 def prepare(
     corpus: os.PathLike,
     datadir: os.PathLike,
     sa_talks: Sequence[str],
-    sa_split: Tuple[Sequence[str], Sequence[str]],
-    n_adapt: int = 30,
-    n_dev: int = 10,
     include_test: bool = False,
     unk: str = "keep",
     audio: str = "sox",
     segments: bool = True,
-) -> Dict[str, Tuple[int, int, int]]:
-    """Write data/train, data/dev (legacy dev), data/test (optional), SA dirs and lists."""
+    partition: Optional[Path] = None,
+    excluded: Optional[Path] = None,
+) -> int:
+    """Write data/train, data/dev (legacy dev), data/test (optional) and the SA pool; return its size."""
     root, datadir = find_root(corpus), Path(datadir)
     everywhere: Dict[str, Talk] = {}
     for sub in reversed(SEARCH_DIRS):  # earlier dirs in SEARCH_DIRS win
         everywhere.update(find_talks(root, sub))
-    spk_of = {}
-    for t in everywhere:
-        if speaker_id(t) in spk_of and spk_of[speaker_id(t)] != t:
-            raise ValueError(f"talks {t} and {spk_of[speaker_id(t)]} map to one speaker id")
-        spk_of[speaker_id(t)] = t
+    clash = [i for i, n in Counter(speaker_id(t) for t in everywhere).items() if n > 1]
+    if clash:
+        raise ValueError(f"several talks map to one speaker id: {sorted(clash)}")
     missing = [t for t in sa_talks if t not in everywhere]
     if missing:
         raise FileNotFoundError(f"{root}: SA talks not found: {missing}")
+    index = None
+    if partition is not None:
+        index = {t: authors_index(everywhere[t]) for t in sa_talks}
+        check_index(index, partition, excluded)
     dev_talks = find_talks(root, "legacy/dev")
     test_talks = find_talks(root, "legacy/test")
     if not dev_talks:
@@ -297,50 +335,27 @@ def prepare(
         segs, note = load_segments(talks, unk)
         write_segmented_dir(datadir / name, segs, everywhere, audio, segments)
         log(f"{datadir / name}: {len(segs)} segments, {len(talks)} talks ({note})")
-    counts = {}
-    for talk in sa_talks:
-        segs, note = load_segments([everywhere[talk]], unk)
-        segs.sort(key=lambda s: s.order)
-        try:
-            parts = split_in_order(segs, n_adapt, n_dev)
-        except ValueError as e:
-            raise ValueError(f"SA talk {talk}: {e}") from None
-        spk = speaker_id(talk)
-        for suffix, p in zip(("adapt", "dev", "test"), parts):
-            if p:
-                write_segmented_dir(datadir / f"{spk}_{suffix}", p, everywhere, audio, segments)
-            elif (datadir / f"{spk}_{suffix}").exists():  # no stale dev set from an earlier run
-                shutil.rmtree(datadir / f"{spk}_{suffix}")
-        counts[spk] = tuple(len(p) for p in parts)
-        log(f"{spk}: adapt {counts[spk][0]}, dev {counts[spk][1]}, test {counts[spk][2]} ({note})")
-    tune, evals = sa_split
-    write_id_list(datadir / "sa_tune.list", [speaker_id(t) for t in tune])
-    write_id_list(datadir / "sa_eval.list", [speaker_id(t) for t in evals])
-    return counts
+    return write_pool(datadir / POOL, sa_talks, everywhere, unk, audio, segments, index)
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
+@guarded("local/tedlium.py")
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m espnet_p4q.data.tedlium", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="local/tedlium.py", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("prepare", help="write the data dirs")
+    w = sub.add_parser("prepare", help="write the data dirs and the SA pool")
     w.add_argument("--corpus", required=True, help=f"directory holding {ROOT_NAME}/ (or that tree itself)")
     w.add_argument("--datadir", default="data")
-    w.add_argument("--sa_talks", required=True, help="conf list of held-out SA talk ids")
-    w.add_argument("--sa_split", required=True, help="YAML with tune: and eval: talk lists")
-    w.add_argument("--n_adapt", type=int, default=30)
-    w.add_argument("--n_dev", type=int, default=10)
-    w.add_argument("--include_test", type=_bool, default=False, help="also write data/test (legacy test)")
+    w.add_argument("--sa_talks", required=True, help="list of held-out SA talk ids")
+    w.add_argument("--partition", type=Path, help="the authors' partition: derive and write utt2corpus")
+    w.add_argument("--excluded", type=Path, help="with --partition: indexed segments in no split")
+    w.add_argument("--include_test", type=str2bool, default=False, help="also write data/test (legacy test)")
     w.add_argument("--unk", choices=("keep", "drop"), default="keep")
     w.add_argument("--audio", choices=AUDIO_KINDS, default="sox")
-    w.add_argument("--segments", type=_bool, default=True, help="segments file (true) or per-utterance trim pipes")
+    w.add_argument("--segments", type=str2bool, default=True, help="segments file (true) or per-utterance trim pipes")
     c = sub.add_parser("check", help="check data dirs that have a segments file")
     c.add_argument("dirs", nargs="+")
+    for sp in (w, c):
+        sp.add_argument("--log_level", default="INFO")
     a = p.parse_args(argv)
     if a.cmd == "check":
         problems = [x for d in a.dirs for x in check_segmented_dir(d)]
@@ -348,9 +363,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(x, file=sys.stderr)
         print(f"{len(a.dirs)} segmented dirs checked, {len(problems)} problems", file=sys.stderr)
         return 1 if problems else 0
-    talks = read_id_list(a.sa_talks)
-    split = read_sa_split(a.sa_split, talks)
-    prepare(a.corpus, a.datadir, talks, split, a.n_adapt, a.n_dev, a.include_test, a.unk, a.audio, a.segments)
+    if (a.partition is None) != (a.excluded is None):
+        p.error("--partition and --excluded go together")
+    prepare(a.corpus, a.datadir, read_id_list(a.sa_talks), a.include_test, a.unk, a.audio, a.segments,
+            a.partition, a.excluded)
     return 0
 
 

@@ -6,11 +6,11 @@ tree that looks finished. Downloads go to ``NAME.part`` (resumed with an HTTP Ra
 the server allows it) and are renamed only once verified; archives are unpacked into a hidden
 sibling directory, merged into place, and only then marked done.
 
-CLI (used by the recipes' ``local/data.sh``)::
+CLI (used by the paper-scale recipes' ``local/data.sh``; it knows no corpus, only a checksum conf)::
 
-    python -m espnet_p4q.data.download fetch --checksums conf/sa_archives.txt --name dev-clean \\
+    local/download.py fetch --checksums conf/sa_archives.txt --name dev-clean \\
         --mirror https://www.openslr.org/resources/12 --download_dir downloads --extract_dir downloads
-    python -m espnet_p4q.data.download verify --checksums conf/sa_archives.txt --name dev-clean FILE
+    local/download.py verify --checksums conf/sa_archives.txt --name dev-clean FILE
 """
 
 from __future__ import annotations
@@ -28,6 +28,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from espnet2.utils.types import str2bool  # noqa: E402
+
+from espnet_p4q.cli import guarded  # noqa: E402
+from espnet_p4q.fileio import InputError, write_json_atomic  # noqa: E402
 
 CHUNK = 1 << 20
 ALGORITHMS = ("md5", "sha1", "sha256", "sha512")
@@ -76,10 +85,10 @@ def read_checksums(path: os.PathLike) -> Dict[str, ArchiveSpec]:
             if not fields:
                 continue
             if len(fields) < 3:
-                raise ValueError(f"{path}:{lineno}: expected NAME FILENAME ALGO:HEX...")
+                raise InputError("expected NAME FILENAME ALGO:HEX...", path, lineno)
             name, filename, *digests = fields
             if name in specs:
-                raise ValueError(f"{path}:{lineno}: {name} listed twice")
+                raise InputError(f"{name} listed twice", path, lineno)
             specs[name] = ArchiveSpec(name, filename, dict(parse_digest(d) for d in digests))
     return specs
 
@@ -263,12 +272,7 @@ def extract(
     _merge(tmp, extract_dir)
     shutil.rmtree(tmp)
     marker = marker_path(extract_dir, spec.name)
-    part = marker.with_name(marker.name + ".tmp")
-    part.write_text(
-        json.dumps({"archive": spec.filename, "digests": spec.digests, "members": members}) + "\n",
-        encoding="utf-8",
-    )
-    os.replace(part, marker)
+    write_json_atomic(marker, {"archive": spec.filename, "digests": spec.digests, "members": members})
     return marker
 
 
@@ -322,16 +326,9 @@ def fetch(
     return "fetched"
 
 
-def _bool(text: str) -> bool:
-    if text.lower() in ("true", "yes", "1"):
-        return True
-    if text.lower() in ("false", "no", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
+@guarded("local/download.py")
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m espnet_p4q.data.download", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="local/download.py", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="download (resumable), verify and extract one archive")
     f.add_argument("--checksums", required=True, help="conf file: NAME FILENAME ALGO:HEX...")
@@ -341,28 +338,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     f.add_argument("--extract_dir", required=True)
     f.add_argument("--member", action="append", default=None, help="extract only this path prefix (repeatable)")
     f.add_argument("--existing", action="append", default=[], help="path that shows an existing extracted copy")
-    f.add_argument("--keep_archive", type=_bool, default=True)
+    f.add_argument("--keep_archive", type=str2bool, default=True)
     v = sub.add_parser("verify", help="check a local file against the checksum conf")
     v.add_argument("--checksums", required=True)
     v.add_argument("--name", required=True)
     v.add_argument("file")
+    for sp in (f, v):
+        sp.add_argument("--log_level", default="INFO")
     args = parser.parse_args(argv)
     specs = read_checksums(args.checksums)
     if args.name not in specs:
         parser.error(f"{args.name} is not in {args.checksums}")
     spec = specs[args.name]
-    try:
-        if args.cmd == "verify":
-            verify(args.file, spec.digests)
-            log(f"{args.file}: OK")
-            return 0
-        state = fetch(
-            spec, args.mirror, args.download_dir, args.extract_dir,
-            members=args.member, existing=args.existing, keep_archive=args.keep_archive,
-        )
-    except (ChecksumError, DownloadError, FileNotFoundError, tarfile.TarError) as e:
-        log(f"error: {e}")
-        return 1
+    if args.cmd == "verify":
+        verify(args.file, spec.digests)
+        log(f"{args.file}: OK")
+        return 0
+    state = fetch(
+        spec, args.mirror, args.download_dir, args.extract_dir,
+        members=args.member, existing=args.existing, keep_archive=args.keep_archive,
+    )
     log(f"{spec.name}: {state}")
     return 0
 
