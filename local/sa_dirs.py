@@ -160,6 +160,8 @@ def make_sa_dirs(pool: Path, datadir: Path, rule: str, partition: Path, n_adapt:
         splits = ordered_split(utt2spk, n_adapt, n_dev)
     else:
         raise InputError(f"--sa_partition must be one of {' '.join(RULES)}, got {rule!r}")
+    corpus2spk = {c: s for s, c in spk2corpus.items()}
+    tune, evals = read_sa_split(sa_split, list(corpus2spk))  # checked before anything is written
     sizes: Dict[str, Tuple[int, int, int]] = {}
     for spk in sorted(splits):
         adapt, dev, test = splits[spk]
@@ -172,8 +174,6 @@ def make_sa_dirs(pool: Path, datadir: Path, rule: str, partition: Path, n_adapt:
         shared = {utts[u].text for u in adapt} & {utts[u].text for u in test}
         log(f"{spk}: adapt {len(adapt)}, dev (held out) {len(dev)}, test {len(test)}, in no split {unused}, "
             f"sentences in both adapt and test {len(shared)}")
-    corpus2spk = {c: s for s, c in spk2corpus.items()}
-    tune, evals = read_sa_split(sa_split, list(corpus2spk))
     write_id_list(datadir / "sa_tune.list", [corpus2spk[s] for s in tune])
     write_id_list(datadir / "sa_eval.list", [corpus2spk[s] for s in evals])
     write_text_atomic(datadir / "local" / "sa_sizes.tsv", "speaker\tadapt\tdev\ttest\n" + "".join(

@@ -1,18 +1,15 @@
-"""Deterministic, disjoint splits of sentences and utterances.
+"""Deterministic, disjoint draws of sentences (or any ids) for a corpus plan.
 
 Why: speaker-adaptation results mean something only if adaptation and test sentences never occur in
-the base model's training text, and if "the first N adaptation utterances" is the same set on every
-machine. Everything here is a pure function of its inputs and a seed.
+the base model's training text, and a corpus built from a seed must be the same on every machine.
+A pure function of its inputs and the seed. (Per-speaker SA splits of an existing corpus are the
+top-level local/sa_dirs.py's job.)
 """
 
 from __future__ import annotations
 
-import os
 import random
-from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Sequence, Set
-
-from espnet_p4q.data.kaldi_dir import Utterance, read_data_dir, write_data_dir
+from typing import Dict, List, Mapping, Sequence
 
 
 def disjoint_draw(pool: Sequence[str], sizes: Mapping[str, int], seed: int) -> Dict[str, List[str]]:
@@ -34,30 +31,3 @@ def disjoint_draw(pool: Sequence[str], sizes: Mapping[str, int], seed: int) -> D
         out[name] = items[start:start + n]
         start += n
     return out
-
-
-def first_n_per_speaker(utts: Iterable[Utterance], n: int) -> List[Utterance]:
-    """Keep the first ``n`` utterances (utterance-id order) of every speaker."""
-    by_spk: Dict[str, List[Utterance]] = {}
-    for u in sorted(utts, key=lambda u: u.utt_id):
-        by_spk.setdefault(u.spk_id, []).append(u)
-    short = [s for s, us in by_spk.items() if len(us) < n]
-    if short:
-        raise ValueError(f"speakers with fewer than {n} utterances: {', '.join(sorted(short))}")
-    return [u for s in sorted(by_spk) for u in by_spk[s][:n]]
-
-
-def subset_data_dir(src: os.PathLike, dst: os.PathLike, n: int) -> Path:
-    """Write the first ``n`` utterances per speaker of data dir ``src`` to ``dst`` (nested sets:
-    the 10-utterance subset is contained in the 20-utterance one)."""
-    return write_data_dir(dst, first_n_per_speaker(read_data_dir(src), n))
-
-
-def texts_of(data_dirs: Iterable[os.PathLike]) -> Set[str]:
-    """All transcripts of some data dirs."""
-    return {u.text for d in data_dirs for u in read_data_dir(d)}
-
-
-def overlapping_texts(a: Iterable[os.PathLike], b: Iterable[os.PathLike]) -> Set[str]:
-    """Transcripts present in both groups of data dirs (should be empty for train vs. test)."""
-    return texts_of(a) & texts_of(b)
