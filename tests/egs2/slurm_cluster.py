@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,17 +46,20 @@ class SlurmCluster:
 
     @property
     def env(self) -> Dict[str, str]:
-        """The environment for Slurm clients (sbatch, squeue...) to reach this cluster."""
-        env = dict(os.environ)
+        """The environment for Slurm clients (sbatch, squeue...) to reach this cluster, without the
+        SLURM_* / SBATCH_* / P4Q_SBATCH_OPTS settings of a surrounding site or job."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("SLURM_", "SBATCH_", "SALLOC_", "SRUN_")) and k != "P4Q_SBATCH_OPTS"}
         env["SLURM_CONF"] = str(self.conf)
         return env
 
     def log_tails(self, lines: int = 15) -> str:
+        """The last lines of every daemon's log file and captured output."""
         parts = []
-        for name in ("munged", "slurmctld", "slurmd"):
-            log = self.root / "log" / f"{name}.log"
-            text = log.read_text(errors="replace").splitlines()[-lines:] if log.exists() else ["(no log)"]
-            parts.append(f"---- {log} ----\n" + "\n".join(text))
+        for log in sorted((self.root / "log").glob("*")):
+            text = log.read_text(errors="replace").splitlines()[-lines:]
+            if text:
+                parts.append(f"---- {log} ----\n" + "\n".join(text))
         return "\n".join(parts)
 
     def client(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
@@ -124,6 +128,8 @@ def start(root: Path) -> SlurmCluster:
     missing = [b for b in BINARIES if not shutil.which(b, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
     if missing:
         raise SlurmUnavailable(f"not installed: {' '.join(missing)} (apt-get install slurm-wlm munge)")
+    if len(str(root / "munge" / "munge.socket")) > 100:  # AF_UNIX paths hold at most 107 bytes
+        raise SlurmUnavailable(f"the munge socket path under {root} is too long; use a shorter temp dir")
     host = socket.gethostname().split(".")[0]
     conf = write_config(root, host)
     cluster = SlurmCluster(root=root, conf=conf, partition="p4q")
@@ -170,21 +176,14 @@ def _wait(cluster: SlurmCluster, name: str, ready, timeout: float) -> None:
         proc = cluster.procs[name]
         if proc.poll() is not None:
             raise SlurmUnavailable(f"{name} exited with status {proc.returncode} at start\n"
-                                   + _out_tail(cluster, name) + "\n" + cluster.log_tails())
+                                   + cluster.log_tails())
         try:
             if ready():
                 return
         except subprocess.TimeoutExpired:
             pass
         time.sleep(0.3)
-    raise SlurmUnavailable(f"{name} not ready after {timeout:.0f} s\n" + _out_tail(cluster, name)
-                           + "\n" + cluster.log_tails())
-
-
-def _out_tail(cluster: SlurmCluster, name: str) -> str:
-    out = cluster.root / "log" / f"{name}.out"
-    text = out.read_text(errors="replace").splitlines()[-10:] if out.exists() else []
-    return f"---- {out} ----\n" + "\n".join(text)
+    raise SlurmUnavailable(f"{name} not ready after {timeout:.0f} s\n" + cluster.log_tails())
 
 
 def stop(cluster: SlurmCluster) -> None:
@@ -239,6 +238,8 @@ def stepd_pids(cluster: SlurmCluster) -> List[int]:
 def slurm_cluster(tmp_path_factory):
     """A running single-node Slurm for the tests of one module; skips where Slurm cannot start."""
     root = tmp_path_factory.mktemp("slurm")
+    if len(str(root)) > 80:  # a long --basetemp: keep the munge socket path short enough
+        root = Path(tempfile.mkdtemp(prefix="p4q-slurm-", dir="/tmp"))
     try:
         cluster = start(root)
     except SlurmUnavailable as exc:

@@ -53,9 +53,12 @@ def squeue(cluster) -> str:
 @pytest.mark.parametrize("cmd", ["decode_cmd", "train_cmd", "cuda_cmd --gpu 0"])
 def test_job_array_lands_where_run_local_puts_it(slurm_cluster, recipe_dir, cmd):  # noqa: F811
     line = (f'${cmd} JOB=1:3 exp/log/step.JOB.log echo task JOB "a b" ">" exp/out.JOB '
-            """"&&" echo 'cpus=${SLURM_CPUS_PER_TASK:-none}' ">" exp/cpus.JOB "&&" echo done JOB""")
+            """"&&" echo 'cpus=${SLURM_CPUS_PER_TASK:-none}' 'threads=$OMP_NUM_THREADS' ">" exp/cpus.JOB """
+            '"&&" echo done JOB')
     expected_cpus = {"decode_cmd": 1, "train_cmd": 2, "cuda_cmd --gpu 0": 4}
-    res = through_cmd_sh(recipe_dir, "slurm", slurm_cluster.env, line)
+    env = slurm_cluster.env
+    env["OMP_NUM_THREADS"] = "64"  # more than any task's CPUs: lowered to them in the task
+    res = through_cmd_sh(recipe_dir, "slurm", env, line)
     assert res.returncode == 0, res.stdout + res.stderr + slurm_cluster.log_tails()
     assert res.stderr == ""
     local = recipe_dir / "local_run"
@@ -73,7 +76,8 @@ def test_job_array_lands_where_run_local_puts_it(slurm_cluster, recipe_dir, cmd)
         assert f"done {j}\n# Accounting" in text and "# Ended (code 0)" in text
         assert text.splitlines()[1].endswith(f"_{j})")  # '(Slurm job ID_j)': it ran as array task j
         # Slurm gave the task cmd.sh's --num_threads as --cpus-per-task
-        assert (recipe_dir / f"exp/cpus.{j}").read_text() == f"cpus={expected_cpus[cmd]}\n"
+        n = expected_cpus[cmd]
+        assert (recipe_dir / f"exp/cpus.{j}").read_text() == f"cpus={n} threads={n}\n"
     q = recipe_dir / "exp/log/q"
     assert (q / "step.sh").is_file() and (q / "step.sbatch.out").read_text().startswith("Submitted batch job")
     assert squeue(slurm_cluster) == ""
@@ -108,8 +112,9 @@ def test_stopped_run_cancels_its_tasks(slurm_cluster, recipe_dir):  # noqa: F811
     proc = subprocess.Popen(["bash", "-c", script], cwd=recipe_dir, env=slurm_cluster.env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        logs = [recipe_dir / f"exp/log/long.{j}.log" for j in (1, 2)]
         deadline = time.time() + 30
-        while time.time() < deadline and squeue(slurm_cluster).count("RUNNING") < 2:
+        while time.time() < deadline and not all(log.exists() for log in logs):  # both started
             time.sleep(0.3)
         assert squeue(slurm_cluster).count("RUNNING") == 2, squeue(slurm_cluster)
         proc.send_signal(signal.SIGTERM)
@@ -122,9 +127,8 @@ def test_stopped_run_cancels_its_tasks(slurm_cluster, recipe_dir):  # noqa: F811
     while time.time() < deadline and squeue(slurm_cluster):
         time.sleep(0.3)
     assert squeue(slurm_cluster) == ""
-    for j in (1, 2):
-        log = (recipe_dir / f"exp/log/long.{j}.log").read_text()
-        assert "# Ended (code 143: stopped by Slurm" in log, log
+    for log in logs:
+        assert "# Ended (code 143: stopped by Slurm" in log.read_text(), log.read_text()
 
 
 SHIPPED_BASE = REPO / "egs2" / "synth_sa" / "asr1" / "pretrained" / "synth_sa_base"

@@ -9,7 +9,8 @@
 # and writes its output to its log file, framed like run_local.sh's. The exit status is 0 only when
 # every task ended with status 0; a task that Slurm stops (scancel, time limit) ends its log with
 # code 143, and a submission sbatch refuses (e.g. more CPUs or memory than a node has) is reported
-# with sbatch's message. The batch script and Slurm's own output are kept in <dir of LOGFILE>/q/.
+# with sbatch's message. A task's OMP_NUM_THREADS is at most its --num_threads (unset or larger
+# values are lowered to it). The batch script and Slurm's own output are kept in <dir of LOGFILE>/q/.
 # Options take 'NAME VALUE' or 'NAME=VALUE'.
 #
 # Options:
@@ -104,26 +105,32 @@ i=${SLURM_ARRAY_TASK_ID:?not run as a Slurm array task}
 c=$template_cmd log=$template_log
 if [ -n "$jobvar" ]; then c=${c//$jobvar/$i}; log=${log//$jobvar/$i}; fi
 mkdir -p "$(dirname "$log")"
-start=$(date +%s)
-{
-  echo "# $c"
-  echo "# Started at $(date) on $(hostname) (Slurm job ${SLURM_ARRAY_JOB_ID:-?}_$i)"
-} > "$log"
+child=""
 stopped() {  # Slurm ends a task with SIGTERM (scancel, time limit), SIGKILL after KillWait
   trap - TERM INT
-  kill -TERM "$child" 2>/dev/null
+  [ -n "$child" ] && kill -TERM "$child" 2>/dev/null
   echo "# Ended (code 143: stopped by Slurm, e.g. scancel or time limit) at $(date)" >> "$log"
   echo 143 > "$statusdir/$i"
   exit 143
 }
 trap stopped TERM INT
+# Threads: at most the CPUs Slurm gave the task (the submitting host may have many more).
+if [[ ${SLURM_CPUS_PER_TASK:-} =~ ^[0-9]+$ ]] && ! [[ ${OMP_NUM_THREADS:-x} =~ ^[0-9]+$ \
+    && ${OMP_NUM_THREADS:-0} -le $SLURM_CPUS_PER_TASK ]]; then
+  export OMP_NUM_THREADS=$SLURM_CPUS_PER_TASK
+fi
+start=$(date +%s)
+{
+  echo "# $c"
+  echo "# Started at $(date) on $(hostname) (Slurm job ${SLURM_ARRAY_JOB_ID:-?}_$i)"
+} > "$log"
 bash -c "$c" >> "$log" 2>&1 < /dev/null &
 child=$!
 wait "$child"
 rc=$?
 trap - TERM INT
 {
-  echo "# Accounting: time=$(( $(date +%s) - start )) threads=${SLURM_CPUS_PER_TASK:-1}"
+  echo "# Accounting: time=$(( $(date +%s) - start )) threads=${OMP_NUM_THREADS:-?} cpus=${SLURM_CPUS_PER_TASK:-?}"
   echo "# Ended (code $rc) at $(date)"
 } >> "$log"
 echo "$rc" > "$statusdir/$i"
