@@ -10,7 +10,6 @@ segments into the per-utterance files espnet2's sound reader needs.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
