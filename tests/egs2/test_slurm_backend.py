@@ -97,12 +97,32 @@ def test_failing_job_is_reported_with_its_log(slurm_cluster, recipe_dir):  # noq
         assert "# Ended (code 0)" in (recipe_dir / f"exp/log/bad.{j}.log").read_text()
 
 
-def test_refused_submission_shows_sbatch_message(slurm_cluster, recipe_dir):  # noqa: F811
-    res = through_cmd_sh(recipe_dir, "slurm", slurm_cluster.env,
-                         "$train_cmd --mem 100T JOB=1:2 exp/log/big.JOB.log true")
+@pytest.mark.parametrize("opts,site_opts,message", [
+    ("--mem 100T", "", "Memory specification can not be satisfied"),
+    ("", "--partition=nosuch", "invalid partition specified"),  # $P4Q_SBATCH_OPTS reaches sbatch
+])
+def test_refused_submission_shows_sbatch_message(slurm_cluster, recipe_dir, opts, site_opts,  # noqa: F811
+                                                 message):
+    env = slurm_cluster.env
+    env["P4Q_SBATCH_OPTS"] = site_opts
+    res = through_cmd_sh(recipe_dir, "slurm", env, f"$train_cmd {opts} JOB=1:2 exp/log/big.JOB.log true")
     assert res.returncode == 1
-    assert "sbatch refused the job" in res.stderr and "Memory specification" in res.stderr, res.stderr
+    assert "sbatch refused the job" in res.stderr and message in res.stderr, res.stderr
     assert not (recipe_dir / "exp/log/big.1.log").exists()
+
+
+def test_site_options_and_max_jobs_run(slurm_cluster, recipe_dir):  # noqa: F811
+    """$P4Q_SBATCH_OPTS are passed on, and --max_jobs_run 1 runs the tasks one after another."""
+    env = slurm_cluster.env
+    env["P4Q_SBATCH_OPTS"] = f"--partition={slurm_cluster.partition}"
+    line = ("$decode_cmd --max_jobs_run 1 JOB=1:3 exp/log/t.JOB.log date +%s.%N '>' exp/start.JOB ';' "
+            "sleep 1 ';' date +%s.%N '>' exp/end.JOB")
+    res = through_cmd_sh(recipe_dir, "slurm", env, line)
+    assert res.returncode == 0, res.stderr
+    spans = sorted((float((recipe_dir / f"exp/start.{j}").read_text()),
+                    float((recipe_dir / f"exp/end.{j}").read_text())) for j in (1, 2, 3))
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start >= end, spans  # no two tasks at once
 
 
 def test_stopped_run_cancels_its_tasks(slurm_cluster, recipe_dir):  # noqa: F811
