@@ -25,12 +25,17 @@ REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "asr1"
 
 
+def recipe_like(d: Path) -> Path:
+    """D shaped like a recipe: cmd.sh and utils/ of the template (as in egs2/*/asr1)."""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "cmd.sh").symlink_to(TEMPLATE / "cmd.sh")
+    (d / "utils").symlink_to(TEMPLATE / "utils")
+    return d
+
+
 @pytest.fixture
 def recipe_dir(tmp_path) -> Path:
-    """A directory shaped like a recipe: cmd.sh and utils/ of the template (as in egs2/*/asr1)."""
-    (tmp_path / "cmd.sh").symlink_to(TEMPLATE / "cmd.sh")
-    (tmp_path / "utils").symlink_to(TEMPLATE / "utils")
-    return tmp_path
+    return recipe_like(tmp_path)
 
 
 def through_cmd_sh(recipe: Path, backend: str, env: dict, line: str, timeout: float = 120):
@@ -61,10 +66,7 @@ def test_job_array_lands_where_run_local_puts_it(slurm_cluster, recipe_dir, cmd)
     res = through_cmd_sh(recipe_dir, "slurm", env, line)
     assert res.returncode == 0, res.stdout + res.stderr + slurm_cluster.log_tails()
     assert res.stderr == ""
-    local = recipe_dir / "local_run"
-    local.mkdir()
-    (local / "cmd.sh").symlink_to(TEMPLATE / "cmd.sh")
-    (local / "utils").symlink_to(TEMPLATE / "utils")
+    local = recipe_like(recipe_dir / "local_run")
     res = through_cmd_sh(local, "local", slurm_cluster.env, line)
     assert res.returncode == 0, res.stderr
     for j in (1, 2, 3):
