@@ -39,8 +39,10 @@ def whisper_train_options(cache_dir: Path, name: str = "base", dropout_rate: flo
         "decoder": "whisper",
         "decoder_conf": dict(whisper),
         "model_conf": {"ctc_weight": 0.0, "lsm_weight": 0.1, "sym_sos": SYM_SOS, "sym_eos": SYM_EOS},
+        # the tokenizer is openai-whisper's (whisper_tokens); no bpemodel: espnet's whisper token
+        # converters need its fork's Hugging Face API, and a bpemodel names a file to copy
         "token_type": "whisper_multilingual",
-        "bpemodel": "whisper_multilingual",
+        "bpemodel": None,
     }
 
 

