@@ -11,6 +11,7 @@ from the base model the default recipe ships.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -189,4 +190,29 @@ def test_p4q_adaptation_and_decoding_as_slurm_jobs(slurm_cluster, ci_recipe, tmp
         hyp = decode / f"{spk}_test" / "text"
         assert read_ids(hyp) == read_ids(recipe / "data" / f"{spk}_test" / "text")
     assert (adapt / "logdir/q/adapt.sh").is_file() and (decode / "logdir/q/decode.sh").is_file()
+    assert squeue(slurm_cluster) == ""
+
+
+def test_rerun_cancels_tasks_left_by_a_killed_run(slurm_cluster, recipe_dir):  # noqa: F811
+    """A run killed with SIGKILL cannot cancel its array; the next run of the step does, before its
+    own tasks write to the same logs."""
+    script = "cmd_backend=slurm; . ./cmd.sh; exec $decode_cmd JOB=1:2 exp/log/step.JOB.log sleep 300"
+    proc = subprocess.Popen(["bash", "-c", script], cwd=recipe_dir, env=slurm_cluster.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    logs = [recipe_dir / f"exp/log/step.{j}.log" for j in (1, 2)]
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not all(log.exists() for log in logs):
+            time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert squeue(slurm_cluster).count("RUNNING") == 2, squeue(slurm_cluster)
+    res = through_cmd_sh(recipe_dir, "slurm", slurm_cluster.env,
+                         "$decode_cmd JOB=1:2 exp/log/step.JOB.log echo again JOB")
+    assert res.returncode == 0, res.stderr
+    assert "cancelling Slurm job" in res.stderr
+    for j, log in enumerate(logs, 1):
+        text = log.read_text()
+        assert f"again {j}\n" in text and "# Ended (code 0)" in text and "stopped by Slurm" not in text
     assert squeue(slurm_cluster) == ""

@@ -9,7 +9,8 @@
 # and writes its output to its log file, framed like run_local.sh's. The exit status is 0 only when
 # every task ended with status 0; a task that Slurm stops (scancel, time limit) ends its log with
 # code 143, and a submission sbatch refuses (e.g. more CPUs or memory than a node has) is reported
-# with sbatch's message. A task's OMP_NUM_THREADS is at most its --num_threads (unset or larger
+# with sbatch's message. Tasks of an earlier run of the same step (same LOGFILE) that are still
+# queued or running are cancelled first. A task's OMP_NUM_THREADS is at most its --num_threads (unset or larger
 # values are lowered to it). The batch script and Slurm's own output are kept in <dir of LOGFILE>/q/.
 # Options take 'NAME VALUE' or 'NAME=VALUE'.
 #
@@ -89,6 +90,16 @@ base=${base%.}
 [ -n "$base" ] || base=job
 script=$qdir/$base.sh
 statusdir=$qdir/$base.status
+
+# A run of this step that was killed before it could cancel its array (SIGKILL, a lost login
+# session) leaves its tasks to Slurm; they would write into this run's logs and outputs.
+old_id=$(sed -n 's/^Submitted batch job \([0-9]*\).*/\1/p' "$qdir/$base.sbatch.out" 2>/dev/null | head -n 1)
+still_queued() { squeue -h -j "$old_id" -n "$base" -t PD,R,CG,CF,S -o %i 2>/dev/null | grep -q .; }
+if [ -n "$old_id" ] && command -v squeue >/dev/null && still_queued; then
+  echo "$0: cancelling Slurm job $old_id, left by an earlier run of this step ($qdir)" >&2
+  scancel "$old_id"
+  for (( t = 0; t < 300; t++ )); do still_queued || break; sleep 1; done
+fi
 rm -rf "$statusdir"
 mkdir -p "$statusdir"
 
