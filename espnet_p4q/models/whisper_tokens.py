@@ -4,7 +4,8 @@ Why: espnet2 builds a model's output size from its ``token_list`` file, and its 
 token converters call the Hugging Face tokenizer API of espnet's whisper fork, which PyPI's
 openai-whisper (tiktoken) does not have. So the token list is written here from the tiktoken
 encoding itself (one entry per id, byte-level tokens in GPT-2's printable form so every entry is
-unique and whitespace-free), and hypotheses are turned into text with the same tokenizer.
+unique and whitespace-free), training targets are made as espnet's converter makes them (the
+prompt after the start token, then the text), and hypotheses are turned into text.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, List
 
+import numpy as np
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from espnet_p4q.fileio import write_text_atomic
@@ -63,3 +65,31 @@ def write_token_list(path: Path, tokenizer: Tokenizer) -> Path:
 def hypothesis_text(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
     """Text of a decoded id sequence, special tokens (prompt, timestamps, end) left out."""
     return tokenizer.decode([int(i) for i in ids if int(i) < tokenizer.eot]).strip()
+
+
+def target_ids(tokenizer: Tokenizer, text: str) -> List[int]:
+    """Training target of ``text``: Whisper's prompt (language, task, no timestamps) and the text.
+
+    espnet2's model adds the start and end tokens (``sym_sos``/``sym_eos``) around it, as
+    espnet's ``OpenAIWhisperTokenIDConverter.tokens2ids`` expects. Whisper's text starts with a
+    space, so the words are encoded with one.
+    """
+    return list(tokenizer.sot_sequence_including_notimestamps[1:]) + tokenizer.encode(" " + text.strip())
+
+
+class WhisperPreprocessor:
+    """An espnet2 ``preprocess_fn`` (``(uid, data) -> data``) for Whisper models: text to target ids.
+
+    Why: espnet2's ``CommonPreprocessor`` builds espnet's whisper tokenizer, which needs the
+    Hugging Face API of espnet's whisper fork. Speech passes through unchanged (the encoder
+    computes Whisper's own features).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, text_name: str = "text"):
+        self.tokenizer, self.text_name = tokenizer, text_name
+
+    def __call__(self, uid: str, data: Dict) -> Dict:
+        out = dict(data)
+        if self.text_name in out:
+            out[self.text_name] = np.array(target_ids(self.tokenizer, out[self.text_name]), dtype=np.int64)
+        return out

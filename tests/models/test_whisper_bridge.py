@@ -14,7 +14,7 @@ from espnet2.asr.encoder.whisper_encoder import OpenAIWhisperEncoder
 
 from espnet_p4q.models.whisper_asr import beam_decode, best_hypothesis, build_whisper_asr_model
 from espnet_p4q.models.whisper_bridge import local_whisper
-from espnet_p4q.models.whisper_tokens import hypothesis_text, token_list, tokenizer_for
+from espnet_p4q.models.whisper_tokens import WhisperPreprocessor, hypothesis_text, target_ids, token_list, tokenizer_for
 from espnet_p4q.models.whisper_weights import WhisperCacheError, verified_checkpoint
 from tiny_whisper import DIMS, NAME, noise_clip, real_base_config, tiny_whisper, tiny_whisper_config  # noqa: F401
 
@@ -134,3 +134,22 @@ def test_real_whisper_base_transcribes_a_synthesised_sentence(tmp_path):
     hyp = beam_decode(model.eval(), torch.from_numpy(audio), tok, beam_size=1)
     words = jiwer.RemovePunctuation()(hyp.lower())
     assert jiwer.wer(text, words) <= 0.25, hyp
+    # training targets in the form espnet2's loss expects: the right sentence scores far better
+    losses = {}
+    for sentence in ("The quick brown fox jumps over the lazy dog.", "Nobody knows where the money went."):
+        ys = torch.from_numpy(WhisperPreprocessor(tok)("u", {"text": sentence})["text"])[None]
+        with torch.no_grad():
+            loss, stats, _ = model(speech=torch.from_numpy(audio)[None], speech_lengths=torch.tensor([len(audio)]),
+                                   text=ys, text_lengths=torch.tensor([ys.shape[1]]))
+        losses[sentence] = float(loss)
+    right, wrong = losses.values()
+    assert right < 0.5 * wrong, losses
+
+
+def test_target_ids_are_the_prompt_then_the_text():
+    ids = target_ids(TOKENIZER, "  hello world ")
+    prompt = list(TOKENIZER.sot_sequence_including_notimestamps)
+    assert ids[: len(prompt) - 1] == prompt[1:] and TOKENIZER.sot not in ids
+    assert hypothesis_text(TOKENIZER, [TOKENIZER.sot] + ids + [TOKENIZER.eot]) == "hello world"
+    out = WhisperPreprocessor(TOKENIZER)("u1", {"speech": "unchanged", "text": "hello world"})
+    assert out["speech"] == "unchanged" and out["text"].tolist() == ids
