@@ -34,6 +34,12 @@ class TiedEmbedding(torch.nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.table(ids)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a checkpoint of the unwrapped model names the table ``<prefix>weight``
+        if prefix + "weight" in state_dict and prefix + "table.weight" not in state_dict:
+            state_dict[prefix + "table.weight"] = state_dict.pop(prefix + "weight")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
 
 def tie_embedding(model: torch.nn.Module, name: str) -> TiedEmbedding:
     """Wrap the ``nn.Embedding`` called ``name`` in a :class:`TiedEmbedding` (in place)."""

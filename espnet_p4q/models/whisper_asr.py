@@ -50,6 +50,13 @@ def uses_whisper(args: argparse.Namespace) -> bool:
     return "whisper" in (getattr(args, "encoder", None), getattr(args, "decoder", None))
 
 
+def _same_sinusoids(module, state_dict, prefix, *args) -> None:
+    """Accept checkpoints written by espnet2 itself (they store the table): it must be this one."""
+    stored = state_dict.pop(prefix + "positional_embedding", None)
+    if stored is not None and not torch.equal(stored.to(module.positional_embedding), module.positional_embedding):
+        raise ValueError(f"{prefix}positional_embedding in the checkpoint differs from the Whisper weights")
+
+
 def build_whisper_model(args: argparse.Namespace) -> torch.nn.Module:
     """``ASRTask.build_model(args)`` with the Whisper weights the options name, embedding tied.
 
@@ -65,6 +72,7 @@ def build_whisper_model(args: argparse.Namespace) -> torch.nn.Module:
         # verified checkpoint at every build: model files need not carry it (3 MB for base).
         enc = model.encoder.encoders
         enc.register_buffer("positional_embedding", enc.positional_embedding, persistent=False)
+        enc.register_load_state_dict_pre_hook(_same_sinusoids)
     if getattr(args, "decoder", None) == "whisper":
         tie_embedding(model, TOKEN_EMBEDDING)
     return model

@@ -153,3 +153,26 @@ def test_target_ids_are_the_prompt_then_the_text():
     assert hypothesis_text(TOKENIZER, [TOKENIZER.sot] + ids + [TOKENIZER.eot]) == "hello world"
     out = WhisperPreprocessor(TOKENIZER)("u1", {"speech": "unchanged", "text": "hello world"})
     assert out["speech"] == "unchanged" and out["text"].tolist() == ids
+
+
+def test_checkpoints_of_espnet2s_unwrapped_model_load_strictly(tiny_whisper_config):
+    """espnet2 alone (no tie, sinusoids stored) writes other key names; they load into ours."""
+    import argparse
+
+    from espnet2.tasks.asr import ASRTask
+
+    from espnet_p4q.tasks.asr_model import resolved_config
+
+    with local_whisper():
+        plain = ASRTask.build_model(argparse.Namespace(**resolved_config(tiny_whisper_config)))
+    state = plain.state_dict()
+    assert "decoder.decoders.token_embedding.weight" in state and "encoder.encoders.positional_embedding" in state
+    with torch.no_grad():
+        state["decoder.decoders.token_embedding.weight"].mul_(2)
+    fresh, _ = build_whisper_asr_model(tiny_whisper_config)
+    fresh.load_state_dict(state, strict=True)
+    assert torch.equal(fresh.decoder.decoders.token_embedding.weight, state["decoder.decoders.token_embedding.weight"])
+    state = plain.state_dict()
+    state["encoder.encoders.positional_embedding"] = state["encoder.encoders.positional_embedding"] + 1
+    with pytest.raises(ValueError, match="differs"):
+        fresh.load_state_dict(state, strict=True)
