@@ -185,8 +185,8 @@ class DequantPlan:
 
     def rows_fp32(self, row_ids: torch.Tensor, row_bytes: int, blocks_per_row: int) -> torch.Tensor:
         """Only the given rows (each whole blocks) of a 2-D weight, as FP32 (len(row_ids), cols)."""
-        packed = self.data.reshape(-1, row_bytes)[row_ids].contiguous()
-        absmax = self.absmax().reshape(-1, blocks_per_row)[row_ids].contiguous()
+        packed = torch.index_select(self.data.reshape(-1, row_bytes), 0, row_ids)
+        absmax = torch.index_select(self.absmax().reshape(-1, blocks_per_row), 0, row_ids)
         n = row_ids.numel()
         if not self.native:
             state = bnbf.QuantState(absmax=absmax, shape=torch.Size((n, self.cols)), code=self.qs.code,
@@ -311,26 +311,25 @@ class NF4Embedding(_PackedWeightMixin, torch.nn.Module):
         return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        dt = self.weight.quant_state.dtype  # the original weight dtype
-        if self.rows_are_blocks():
-            return self.gather_rows(x).to(dt)
-        return F.embedding(x, self.dequantized_weight(dt), self.padding_idx)
+        plan = plan_of(self)
+        # ESPnet's decoder re-embeds every beam's whole prefix each step: with a small vocabulary
+        # that is more rows than the table, and one full dequantisation is cheaper
+        if x.numel() * 4 <= self.num_embeddings and self.rows_are_blocks():
+            return self.gather_rows(x, plan).to(plan.qs.dtype)  # the original weight dtype
+        return F.embedding(x, self.dequantized_weight(plan.qs.dtype), self.padding_idx)
 
     def rows_are_blocks(self) -> bool:
-        """Whether each table row is whole quantisation blocks (then rows dequantise alone)."""
-        qs = self.weight.quant_state
-        return (self.weight.data.device.type == "cpu" and self.embedding_dim % qs.blocksize == 0
-                and not getattr(qs, "packing_format_for_cpu", False))
+        """Whether rows dequantise alone (each table row is whole quantisation blocks)."""
+        plan = plan_of(self)
+        return plan.native and self.embedding_dim % plan.qs.blocksize == 0
 
-    def gather_rows(self, x: torch.Tensor) -> torch.Tensor:
+    def gather_rows(self, x: torch.Tensor, plan: "DequantPlan") -> torch.Tensor:
         """Dequantise only the looked-up rows of the packed table.
 
-        Why: the decoder embeds one token per beam and step; dequantising the whole table for
-        that costs the table size each step. Same values as the full dequantisation.
+        Why: the decoder embeds the tokens of every beam at every step; dequantising the whole
+        table for that costs the table size each step. Same values as the full dequantisation.
         """
-        qs = self.weight.quant_state
-        ids = x.reshape(-1)
-        rows = plan_of(self).rows_fp32(ids, self.embedding_dim // 2, self.embedding_dim // qs.blocksize)
+        rows = plan.rows_fp32(x.reshape(-1), self.embedding_dim // 2, self.embedding_dim // plan.qs.blocksize)
         return rows.reshape(*x.shape, self.embedding_dim)
 
     def extra_repr(self) -> str:
@@ -350,9 +349,9 @@ class NF4Linear(bnb.nn.Linear4bit):
         self.support_avx512bf16_for_cpu = path == "bnb"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        path = getattr(self, "cpu_path", "reference")
-        if (path == "reference" or self.training or x.requires_grad or x.device.type != "cpu"
-                or self.compute_dtype not in (None, torch.float32) or x.dtype != torch.float32):
+        path = self.__dict__.get("cpu_path", "reference")
+        if (path == "reference" or self.training or x.requires_grad or not x.is_cpu
+                or x.dtype is not torch.float32 or self.compute_dtype not in (None, torch.float32)):
             return super().forward(x)
         _log_once(path, "packed 4-bit linear layers on CPU: %s path (%s)", path,
                   "bitsandbytes AVX512-BF16 kernel" if path == "bnb" else "native dequantise + FP32 BLAS")

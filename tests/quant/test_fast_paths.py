@@ -173,15 +173,21 @@ def test_training_and_grad_inputs_take_bitsandbytes_path():
 
 
 @pytest.mark.parametrize("dim,block", [(128, 64), (64, 64), (96, 64)])
-def test_embedding_row_gather_equals_full_table(dim, block):
+@pytest.mark.parametrize("n_ids", [6, 200])
+def test_embedding_equals_full_table(dim, block, n_ids, monkeypatch):
+    """Few ids gather packed rows (when rows are whole blocks), many dequantise the table."""
     torch.manual_seed(3)
-    emb = torch.nn.Embedding(40, dim)
-    q = quantize_module(emb, _cfg(blocksize=block))
+    q = quantize_module(torch.nn.Embedding(40, dim), _cfg(blocksize=block))
     assert isinstance(q, NF4Embedding)
     assert q.rows_are_blocks() == (dim % block == 0)
-    ids = torch.tensor([[0, 5, 39], [7, 7, 1]])
+    gathered = []
+    original = NF4Embedding.gather_rows
+    monkeypatch.setattr(NF4Embedding, "gather_rows", lambda self, x, plan: gathered.append(1) or original(self, x, plan))
+    ids = torch.randint(0, 40, (2, n_ids // 2))
+    ids[0, 0], ids[-1, -1] = 0, 39
     table = bnbf.dequantize_4bit(q.weight.data, q.weight.quant_state)
     assert torch.equal(q(ids), F.embedding(ids, table))
+    assert bool(gathered) == (dim % block == 0 and n_ids * 4 <= 40)
 
 
 def test_fast_model_outputs_equal_reference_model(tiny_model_files, speech_batch, monkeypatch):
