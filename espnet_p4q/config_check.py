@@ -94,6 +94,8 @@ def coerce(name: str, value: Any, hint) -> Any:
             return value
     elif hint is Any:
         return value
+    elif isinstance(hint, type) and isinstance(value, hint):  # e.g. a nested dataclass, built already
+        return value
     raise ValueError(f"'{name}' must be {_type_name(hint)}, got {value!r}")
 
 

@@ -19,6 +19,9 @@ def speaker_lists(data_dir: Path, which: str) -> Tuple[List[str], List[str]]:
     """(reported speakers, tuning speakers); evaluation and tuning speakers must not overlap."""
     if which not in LIST_FILES:
         raise ValueError(f"unknown speaker list '{which}', expected one of {sorted(LIST_FILES)}")
+    for path in (data_dir / LIST_FILES["eval"], data_dir / LIST_FILES["tune"]):
+        if not path.is_file():
+            raise ReportError(f"{path}: no such speaker list")
     evals = read_id_list(data_dir / LIST_FILES["eval"])
     tune = read_id_list(data_dir / LIST_FILES["tune"])
     both = [s for s in evals if s in tune]

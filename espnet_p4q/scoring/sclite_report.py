@@ -139,6 +139,21 @@ def _word_columns(c: Counts) -> List[float]:
     return [float(v) for v in raw] if c.n_wrd == 0 else [_pct(v, c.n_wrd) for v in raw]
 
 
+SUM_AVG_FIELDS = ("Snt", "Wrd", "Corr", "Sub", "Del", "Ins", "Err", "S.Err")
+
+
+def sum_avg(t: Counts) -> Dict[str, float]:
+    """The numbers of result.txt's Sum/Avg row, rounded as sclite prints them."""
+    pcts = [_fround(_pct(v, t.n_wrd), 1) for v in (t.corr, t.sub, t.dele, t.ins, t.err)]
+    return dict(zip(SUM_AVG_FIELDS, [t.n_snt, t.n_wrd, *pcts, _fround(_pct(t.snt_err, t.n_snt), 1)]))
+
+
+def counts_from_dict(d: Dict[str, int]) -> Counts:
+    """The inverse of :meth:`Counts.as_dict` (wer.json's "counts")."""
+    return Counts(n_snt=d["n_snt"], corr=d["corr"], sub=d["sub"], dele=d["del"], ins=d["ins"],
+                  snt_err=d["snt_err"])
+
+
 def _rows(per_speaker: Dict[str, Counts], title: str) -> List[Row]:
     fmt, stat_fmt = "l|cc|cccccc", "c|cc|cccccc"
     rows = [Row("c", [title]), Row(fmt, HEADER, "-")]

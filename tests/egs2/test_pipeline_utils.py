@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -203,32 +204,27 @@ def test_decode_jobs_rejects_shared_utterances(tmp_path):
     assert res.returncode != 0 and "distinct utterance ids" in res.stderr
 
 
-# ---------------------------------------------------------------------------- make_results.py
-RESULT_TXT = """
-                     SYSTEM SUMMARY PERCENTAGES by SPEAKER
+# ---------------------------------------------------------------------------- make_results
+def test_make_results_reads_the_scorers_counts(tmp_path):
+    from espnet_p4q.scoring.score_set import score_set
 
-| SPKR    |  # Snt  # Wrd  | Corr    Sub    Del    Ins    Err  S.Err |
-| spk1    |     3      17  | 50.0   40.0   10.0    5.0   55.0  100.0 |
-|=================================================================|
-| Sum/Avg |     3      17  | 50.0   40.0   10.0    5.0   55.0  100.0 |
-|=================================================================|
-"""
-
-
-def test_make_results(tmp_path):
+    (tmp_path / "ref").write_text("spk1-1 A B C D\nspk1-2 E F G H\n")
+    (tmp_path / "hyp").write_text("spk1-1 A X C\nspk1-2 E F G H I\n")
     for system, sets in (("fp32", ["dev", "spk1_test", "overall_sa_eval"]), ("nf4", ["spk1_test"])):
         for s in sets:
-            d = tmp_path / "exp" / "asr_x" / f"decode_{system}" / s / "score_wer"
-            d.mkdir(parents=True)
-            (d / "result.txt").write_text(RESULT_TXT)
+            score_set(str(tmp_path / "ref"), str(tmp_path / "hyp"),
+                      str(tmp_path / "exp" / "asr_x" / f"decode_{system}" / s / "score_wer"))
     out = tmp_path / "RESULTS.md"
-    cmd = [sys.executable, str(PYSCRIPTS / "make_results.py"), "--exp_dir", str(tmp_path / "exp"),
+    cmd = [sys.executable, "-m", "espnet_p4q.bin.make_results", "--exp_dir", str(tmp_path / "exp"),
            "--output", str(out), "--info", "model: x"]
     sh(cmd, check=True)
     text = out.read_text()
+    sum_avg = next(line for line in (tmp_path / "exp/asr_x/decode_fp32/dev/score_wer/result.txt").read_text()
+                   .splitlines() if "Sum/Avg" in line)
+    assert [float(x) for x in re.findall(r"\d+\.\d+", sum_avg)] == [75.0, 12.5, 12.5, 12.5, 37.5, 100.0]
     assert "|dataset|fp32|nf4|" in text
-    assert "|spk1_test|55.0|55.0|" in text and "|dev|55.0|-|" in text
-    assert "|spk1_test|3|17|50.0|40.0|10.0|5.0|55.0|100.0|" in text
+    assert "|spk1_test|37.5|37.5|" in text and "|dev|37.5|-|" in text
+    assert "|spk1_test|2|8|75.0|12.5|12.5|12.5|37.5|100.0|" in text  # the Sum/Avg row of result.txt
     assert text.index("|dev|") < text.index("|spk1_test|") < text.index("|overall_sa_eval|")
     mtime = out.stat().st_mtime_ns
     time.sleep(0.01)

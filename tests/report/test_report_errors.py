@@ -8,7 +8,7 @@ import shutil
 import pytest
 from report_fixtures import MANIFEST, write_json
 
-from espnet_p4q.bin import make_p4q_results
+from espnet_p4q.bin import make_results
 from espnet_p4q.report.manifest import load_manifest
 from espnet_p4q.report.results import build_results
 from espnet_p4q.report.validate import ReportError
@@ -40,12 +40,12 @@ def test_missing_hypothesis_dir(run_dir):
 
 def test_missing_decode_dir_via_cli(run_dir, capsys):
     shutil.rmtree(run_dir / "exp/decode/fft")
-    rc = make_p4q_results.main(["--manifest", str(run_dir / "exp/systems.json"), "--output",
-                                str(run_dir / "RESULTS.md"), "--root", str(run_dir)])
+    rc = make_results.main(["--manifest", str(run_dir / "exp/systems.json"), "--output",
+                            str(run_dir / "RESULTS.md"), "--root", str(run_dir)])
     assert rc == 1
     err = capsys.readouterr().err
-    assert "make_p4q_results: error:" in err and "exp/decode/fft: no such decoding directory" in err
-    assert not (run_dir / "RESULTS.md").exists() and not (run_dir / "RESULTS.json").exists()
+    assert "make_results: error:" in err and "exp/decode/fft: no such decoding directory" in err
+    assert not (run_dir / "RESULTS.md").exists() and not (run_dir / "exp/RESULTS.json").exists()
 
 
 def test_unfinished_decoding(run_dir):
@@ -119,7 +119,7 @@ def test_overlapping_speaker_lists(run_dir):
 
 
 def test_missing_sweep_csv(run_dir, capsys):
-    rc = make_p4q_results.main(["--manifest", str(run_dir / "exp/systems.json"), "--output",
-                                str(run_dir / "R.md"), "--root", str(run_dir),
-                                "--sweep_csv", str(run_dir / "none.csv")])
+    rc = make_results.main(["--manifest", str(run_dir / "exp/systems.json"), "--output",
+                            str(run_dir / "R.md"), "--root", str(run_dir),
+                            "--sweep_csv", str(run_dir / "none.csv")])
     assert rc == 1 and "none.csv: no such sweep CSV file" in capsys.readouterr().err

@@ -12,9 +12,10 @@
 # have changed, stages 1-4 and 9-10 redo their work, stage 5 (training) only warns (remove
 # exp/asr_<tag> to retrain). --skip_done false redoes every stage in the range.
 #
-# Extending (stages 6-8, more systems): add a function stage_<name>, register it with
-# 'add_stage N name "what it does"' next to the others below, and make the models it writes
-# decodable by stages 9-10 with 'register_system NAME CONFIG MODEL [ADAPTER_DIR] [DECODER]'.
+# Extending: a new system of the comparison (base, per-speaker part, how it is trained) is one
+# entry of the registry, conf/systems.yaml (--systems_conf), which stages 8-13, the tuning scripts
+# and the report all read; a new stage is a function stage_<name> registered with
+# 'add_stage N name "what it does"' next to the others below.
 set -euo pipefail
 
 p4q_dir=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
@@ -92,6 +93,7 @@ opt pretrained_model "" "directory of a trained ESPnet model (config.yaml + .pth
 opt pretrained_model_file "" "model file inside --pretrained_model when it holds several"
 
 section "P4Q (stages 6-8, 11)"
+opt systems_conf "\$p4q_root/conf/systems.yaml" "the registry of systems: the comparison's rows, how each is trained (stage 8) and decoded"
 opt quant_conf "\$p4q_root/conf/quant/nf4.yaml" "NF4 quantisation targets and block size (stage 6)"
 opt lora_conf "\$p4q_root/conf/lora/rank4.yaml" "LoRA rank, alpha and targets of the pretrained and per-speaker adapters"
 opt lora_pretrain_config conf/lora_pretrain.yaml "optimisation of LoRA pretraining on --train_set (stage 7)"
@@ -216,6 +218,7 @@ fi
 # The project root (conf/quant, conf/lora live there); recipes are egs2/<corpus>/asr1.
 p4q_root=$(cd "$p4q_dir/../../.." && pwd)
 quant_conf=${quant_conf//\$p4q_root/$p4q_root}
+systems_conf=${systems_conf//\$p4q_root/$p4q_root}
 lora_conf=${lora_conf//\$p4q_root/$p4q_root}
 
 # Job backend: cmd.sh sets train_cmd, cuda_cmd, decode_cmd from $cmd_backend.
@@ -362,34 +365,32 @@ need_file() {
 }
 
 # ------------------------------------------------------------------------------------------------
-# Systems decoded by stages 9-10: register_system NAME CONFIG MODEL [PER_SPEAKER] [DECODER]
-# DECODER is 'espnet2' (espnet2.bin.asr_inference: plain ESPnet models) or 'p4q'
-# (python -m espnet_p4q.bin.decode: packed bases and/or per-speaker parts; see decode_job_cmd).
-# PER_SPEAKER is empty, adapter:FILE (one adapter for all), adapters:DIR (DIR/<spk>/adapter.pth)
-# or models:DIR (DIR/<spk>/ holds that speaker's fully fine-tuned model).
-declare -A sys_config=() sys_model=() sys_adapter=() sys_decoder=()
+# Systems: the rows of the comparison come from the registry ($systems_conf), read once through
+# python -m espnet_p4q.bin.systems; stages 9-10 decode every system with python -m
+# espnet_p4q.bin.decode. 'register_system NAME CONFIG MODEL [PER_SPEAKER]' adds one that is not
+# in the registry (the sweeps' points). PER_SPEAKER is empty, adapter:FILE (one adapter for all),
+# adapters:DIR (DIR/<spk>/adapter.pth) or models:DIR (DIR/<spk>/, a fully fine-tuned model).
+nf4_dir=$asr_exp/nf4
+pretrained_adapter=$asr_exp/lora_pretrain/pretrain/adapter.pth
+declare -A sys_config=() sys_model=() sys_adapter=() sys_base=() sys_label=() sys_mode=() sys_init=() \
+  sys_train_conf=() sys_labels=()
 register_system() {
   sys_config[$1]=$2
   sys_model[$1]=$3
   sys_adapter[$1]=${4:-}
-  sys_decoder[$1]=${5:-espnet2}
 }
-register_system fp32 "$asr_exp/config.yaml" "$asr_exp/base.pth" "" p4q
-nf4_dir=$asr_exp/nf4
-pretrained_adapter=$asr_exp/lora_pretrain/pretrain/adapter.pth
-register_system nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "" p4q
-register_system lora_pretrain_nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapter:$pretrained_adapter" p4q
-register_system p4q "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$asr_exp/adapt_p4q" p4q
-register_system p4q_unsup "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$asr_exp/adapt_p4q_unsup" p4q
-register_system lora_scratch_nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$asr_exp/adapt_lora_scratch_nf4" p4q
-register_system fft_nf4 "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "models:$asr_exp/adapt_fft_nf4" p4q
-register_system fft_fp32 "$asr_exp/config.yaml" "$asr_exp/base.pth" "models:$asr_exp/adapt_fft_fp32" p4q
-declare -A sys_label=(
-  [fp32]="FP32 base, no adaptation" [nf4]="NF4 base, no adaptation"
-  [lora_pretrain_nf4]="LoRA-pretrain-NF4, no adaptation" [p4q]="LoRA-pretrain-NF4 + adaptation (P4Q)"
-  [p4q_unsup]="P4Q, unsupervised (own 1-best labels)" [lora_scratch_nf4]="LoRA-scratch-NF4 per speaker"
-  [fft_nf4]="FFT-NF4 per speaker (re-quantised)" [fft_fp32]="FFT-FP32 per speaker"
-)
+load_systems() {
+  local table name base config model per mode init tconf labels label
+  table=$("$python" -m espnet_p4q.bin.systems --registry "$systems_conf" table --asr_exp "$asr_exp" \
+    --nf4_dir "$nf4_dir" --pretrained_adapter "$pretrained_adapter") || die "cannot read $systems_conf"
+  while IFS=$'\t' read -r name base config model per mode init tconf labels label; do
+    [ "$per" != - ] || per=""
+    register_system "$name" "$config" "$model" "$per"
+    sys_base[$name]=$base sys_label[$name]=$label sys_mode[$name]=$mode sys_init[$name]=$init
+    sys_train_conf[$name]=$tconf sys_labels[$name]=$labels
+  done <<< "$table"
+}
+load_systems
 per_speaker_path() { echo "${sys_adapter[$1]#*:}"; }
 
 # ------------------------------------------------------------------------------------------------
@@ -695,20 +696,23 @@ stage_lora_pretrain() {
   pretrain_lora "$asr_exp/lora_pretrain" "$asr_exp/lora_pretrain.log"
 }
 
-adapt_args() {  # SYSTEM -> finetune options of that system, one word a line
-  case $1 in
-    p4q) printf '%s\n' --base "nf4:$nf4_dir" --mode lora --lora_conf "$lora_conf" \
-           --init_adapter "$pretrained_adapter" --train_conf "$adapt_lora_config" ;;
-    p4q_unsup) printf '%s\n' --base "nf4:$nf4_dir" --mode lora --lora_conf "$lora_conf" \
-           --init_adapter "$pretrained_adapter" --train_conf "$adapt_lora_config" \
-           --text_dir "$asr_exp/decode_lora_pretrain_nf4" ;;
-    lora_scratch_nf4) printf '%s\n' --base "nf4:$nf4_dir" --mode lora --lora_conf "$lora_conf" \
-           --train_conf "$adapt_scratch_config" ;;
-    fft_nf4) printf '%s\n' --base "nf4:$nf4_dir" --mode full --train_conf "$adapt_fft_config" ;;
-    fft_fp32) printf '%s\n' --base "fp32:$asr_exp/config.yaml,$asr_exp/base.pth" --mode full \
-           --train_conf "$adapt_fft_config" ;;
-    *) die "unknown adaptation system '$1' (p4q p4q_unsup lora_scratch_nf4 fft_nf4 fft_fp32)" ;;
-  esac
+base_spec() {  # SYSTEM -> its base as espnet_p4q names it (nf4:DIR or fp32:CONFIG,MODEL)
+  if [ "${sys_base[$1]}" = nf4 ]; then echo "nf4:$nf4_dir"; else echo "fp32:$asr_exp/config.yaml,$asr_exp/base.pth"; fi
+}
+
+adapt_args() {  # SYSTEM -> finetune options of that system (its registry entry), one word a line
+  local sys=$1 conf
+  [ "${sys_mode[$sys]:--}" != - ] ||
+    die "'$sys' is not a per-speaker system of $systems_conf (those with 'adapt':$(for s in "${!sys_mode[@]}"; do [ "${sys_mode[$s]}" = - ] || printf ' %s' "$s"; done))"
+  conf=${sys_train_conf[$sys]}
+  [ -n "${_opt_help[$conf]:-}" ] || die "$systems_conf: system $sys: train_conf '$conf' is not an option of p4q.sh"
+  printf '%s\n' --base "$(base_spec "$sys")" --mode "${sys_mode[$sys]}"
+  if [ "${sys_mode[$sys]}" = lora ]; then
+    printf '%s\n' --lora_conf "$lora_conf"
+    [ "${sys_init[$sys]}" != pretrained ] || printf '%s\n' --init_adapter "$pretrained_adapter"
+  fi
+  printf '%s\n' --train_conf "${!conf}"
+  [ "${sys_labels[$sys]}" = reference ] || printf '%s\n' --text_dir "$asr_exp/decode_${sys_labels[$sys]}"
 }
 
 # adapt_speakers SYSTEM OUT N "SPEAKERS" [FINETUNE OPTIONS...]: adapt every speaker with the
@@ -755,42 +759,31 @@ stage_adapt() {
   spks=$(read_list "$sa_tune_list"; read_list "$sa_eval_list")
   [ -n "$spks" ] || die "no speakers in $sa_tune_list / $sa_eval_list"
   for sys in $adapt_systems; do
-    if [ "$sys" = p4q_unsup ]; then  # labels: the pretrained-LoRA model's 1-best on the adapt sets
+    if [ "${sys_labels[$sys]:-reference}" != reference ]; then  # labels: another system's 1-best
       # shellcheck disable=SC2046
-      decode_system lora_pretrain_nf4 $(for s in $spks; do echo "${s}_adapt"; done)
+      decode_system "${sys_labels[$sys]}" $(for s in $spks; do echo "${s}_adapt"; done)
     fi
     adapt_speakers "$sys" "$asr_exp/adapt_$sys" "$n_adapt" "$spks"
   done
 }
 
 # decode_job_cmd SYSTEM LOGDIR NGPU: print (one word a line) the command of decoding job JOB.
-# Job JOB reads LOGDIR/wav.JOB.scp (its utterances, from several sets), LOGDIR/utt2spk.JOB and
-# LOGDIR/sets.JOB (its data dirs), and must write LOGDIR/output.JOB/1best_recog/text, as
-# espnet2.bin.asr_inference does.
+# Job JOB reads LOGDIR/wav.JOB.scp (its utterances, from several sets), LOGDIR/utt2spk.JOB (the
+# speaker of each, to swap in its adapter or model) and writes LOGDIR/output.JOB/1best_recog/text
+# and LOGDIR/output.JOB/decode.json (espnet2.bin.asr_inference's layout, plus the timing).
 decode_job_cmd() {
-  local name=$1 logdir=$2 ngpu_=$3
-  case ${sys_decoder[$name]} in
-    espnet2)
-      printf '%s\n' "$python" -m espnet2.bin.asr_inference --ngpu "$ngpu_" \
-        --data_path_and_name_and_type "$logdir/wav.JOB.scp,speech,sound" \
-        --asr_train_config "${sys_config[$name]}" --asr_model_file "${sys_model[$name]}" \
-        --config "$inference_config" --output_dir "$logdir/output.JOB" ;;
-    p4q)
-      # espnet_p4q.bin.decode: same inputs and output layout as above, plus the speaker of each
-      # utterance to swap in its adapter or model.
-      local adapter_opts=() per=${sys_adapter[$name]}
-      case $per in
-        adapter:*) adapter_opts=(--adapter "${per#*:}") ;;
-        adapters:*) adapter_opts=(--adapter_dir "${per#*:}" --utt2spk "$logdir/utt2spk.JOB") ;;
-        models:*) adapter_opts=(--model_dir "${per#*:}" --utt2spk "$logdir/utt2spk.JOB") ;;
-        "") ;;
-        *) die "system $name: bad per-speaker part '$per'" ;;
-      esac
-      printf '%s\n' "$python" -m espnet_p4q.bin.decode --ngpu "$ngpu_" \
-        --data_path_and_name_and_type "$logdir/wav.JOB.scp,speech,sound" \
-        --asr_train_config "${sys_config[$name]}" --asr_model_file "${sys_model[$name]}" \
-        "${adapter_opts[@]}" --config "$inference_config" --output_dir "$logdir/output.JOB" ;;
+  local name=$1 logdir=$2 ngpu_=$3 adapter_opts=() per=${sys_adapter[$1]}
+  case $per in
+    adapter:*) adapter_opts=(--adapter "${per#*:}") ;;
+    adapters:*) adapter_opts=(--adapter_dir "${per#*:}" --utt2spk "$logdir/utt2spk.JOB") ;;
+    models:*) adapter_opts=(--model_dir "${per#*:}" --utt2spk "$logdir/utt2spk.JOB") ;;
+    "") ;;
+    *) die "system $name: bad per-speaker part '$per'" ;;
   esac
+  printf '%s\n' "$python" -m espnet_p4q.bin.decode --ngpu "$ngpu_" \
+    --data_path_and_name_and_type "$logdir/wav.JOB.scp,speech,sound" \
+    --asr_train_config "${sys_config[$name]}" --asr_model_file "${sys_model[$name]}" \
+    "${adapter_opts[@]}" --config "$inference_config" --output_dir "$logdir/output.JOB"
 }
 
 # decode_system NAME SETS...: decode the sets not yet decoded by system NAME.
@@ -800,13 +793,8 @@ decode_system() {
   [ -n "${sys_config[$name]:-}" ] || die "unknown system '$name' (registered: ${!sys_config[*]})"
   need_file "${sys_config[$name]}" "${sys_model[$name]}" "$inference_config"
   [ -z "${sys_adapter[$name]}" ] || need_file "$(per_speaker_path "$name")"
-  case ${sys_decoder[$name]} in
-    espnet2) [ -z "${sys_adapter[$name]}" ] || die "system $name: espnet2's decoder takes no adapters" ;;
-    p4q) ;;
-    *) die "system $name: unknown decoder ${sys_decoder[$name]}" ;;
-  esac
   local dir=$asr_exp/decode_$name sig s todo=() dirs=() n cmd_words
-  sig=$(signature "${sys_decoder[$name]}" "$(file_hash "${sys_config[$name]}" "${sys_model[$name]}" "$inference_config")" \
+  sig=$(signature p4q "$(file_hash "${sys_config[$name]}" "${sys_model[$name]}" "$inference_config")" \
     "$( [ -z "${sys_adapter[$name]}" ] || dir_hash "$(per_speaker_path "$name")")" "$inference_args")
   for s in "$@"; do
     need_file "data/$s/wav.scp"
@@ -922,78 +910,54 @@ stage_score() {
       run_scores "$dir"
     fi
   done
+  local words=()
+  # keep stage 11's comparison on top (recomputed) once it has been made
+  [ ! -f "$asr_exp/compare/.done" ] || mapfile -t words < <(comparison_args)
+  write_results "$expdir/results.log" "${words[@]}"
+  log "Stage 10: RESULTS.md up to date"
+}
+
+# write_results LOG [COMPARISON OPTIONS...]: RESULTS.md (python -m espnet_p4q.bin.make_results,
+# the one results writer): the per-set tables of every scored set under $expdir, with the P4Q
+# comparison on top when its options are given.
+write_results() {
+  local logf=$1 commit s args=()
+  shift
   local info=("recipe: \`$(basename "$(dirname "$PWD")")/$(basename "$PWD")\`"
     "last scored model: \`$asr_exp\` (${pretrained_model:+pretrained from $pretrained_model, }train config \`${train_config:-none}\`, tokens \`$token_suffix\`)"
     "decode config: \`$inference_config\`${inference_args:+ + \`$inference_args\`}")
-  local commit
   if commit=$(git -C "$p4q_dir" rev-parse --short HEAD 2>/dev/null); then info+=("git: \`$commit\`"); fi
-  local args=()
   for s in "${info[@]}"; do args+=(--info "$s"); done
-  run_logged "$expdir/results.log" "$python" "$pyscripts/make_results.py" --exp_dir "$expdir" \
-    --output "$expdir/RESULTS.sets.md" "${args[@]}"
-  # RESULTS.md = these tables (stage 10), with stage 11's comparison on top when it runs
-  if [ ! -f RESULTS.md ] || [ "$expdir/RESULTS.sets.md" -nt RESULTS.md ]; then
-    cp -f "$expdir/RESULTS.sets.md" RESULTS.md.tmp
-    mv -f RESULTS.md.tmp RESULTS.md
-    log "Stage 10: RESULTS.md written"
-  fi
+  run_logged "$logf" "$python" -m espnet_p4q.bin.make_results --exp_dir "$expdir" --output RESULTS.md \
+    "${args[@]}" "$@"
 }
 
-# Stage 11: the P4Q comparison table (espnet_p4q.bin.make_p4q_results) on top of RESULTS.md.
-stage_compare() {
-  local dir=$asr_exp/compare sys first=true per spk_dir model_files label
-  mkdir -p "$dir"
-  [[ " $systems " == *" fp32 "* ]] && [[ " $systems " == *" nf4 "* ]] ||
-    die "stage 11 compares against fp32 and nf4: put both in --systems"
-  {
-    echo "{"
-    echo "  \"data_dir\": \"data\", \"speakers\": \"eval\","
-    echo "  \"reference_system\": \"fp32\", \"nf4_system\": \"nf4\","
-    echo "  \"systems\": ["
-    for sys in $systems; do
-      per=${sys_adapter[$sys]:-}
-      spk_dir=null
-      case $per in adapters:*|models:*) spk_dir="\"${per#*:}\"" ;; esac
-      case $per in
-        models:*) model_files="" ;;
-        adapter:*) model_files="\"${sys_model[$sys]}\", \"${per#*:}\"" ;;
-        *) model_files="\"${sys_model[$sys]}\"" ;;
-      esac
-      label=${sys_label[$sys]:-$sys}
-      $first || echo ","
-      first=false
-      printf '    {"name": "%s", "label": "%s", "decode_dir": "%s", "model_files": [%s], "speaker_dir": %s}' \
-        "$sys" "$label" "$asr_exp/decode_$sys" "$model_files" "$spk_dir"
-    done
-    echo
-    echo "  ]"
-    echo "}"
-  } > "$dir/systems.json"
-  local texts=() sig sweep_csvs=()
-  for sys in $systems; do texts+=("$asr_exp/decode_$sys"/*/text); done
-  for sys in utts rank; do  # sweeps of stages 12-13, when they have run
-    [ -f "$asr_exp/sweep/sweep_$sys.csv" ] && sweep_csvs+=("$asr_exp/sweep/sweep_$sys.csv")
+comparison_args() {  # the options of make_results for stage 11's comparison, one word a line
+  local f
+  printf '%s\n' --manifest "$asr_exp/compare/systems.json" --title "P4Q comparison: $(basename "$(dirname "$PWD")")"
+  for f in utts rank; do  # sweeps of stages 12-13, when they have run
+    [ ! -f "$asr_exp/sweep/sweep_$f.csv" ] || printf '%s\n' --sweep_csv "$asr_exp/sweep/sweep_$f.csv"
   done
-  sig=$(signature "$(file_hash "$dir/systems.json" "$expdir/RESULTS.sets.md" "$sa_eval_list" "${texts[@]}" \
-    "${sweep_csvs[@]}")")
+}
+
+# Stage 11: the P4Q comparison of --systems (their registry entries) on top of RESULTS.md.
+stage_compare() {
+  local dir=$asr_exp/compare sys texts=() sig words=()
+  mkdir -p "$dir"
+  run_logged "$dir/systems.log" "$python" -m espnet_p4q.bin.systems --registry "$systems_conf" manifest \
+    --asr_exp "$asr_exp" --nf4_dir "$nf4_dir" --pretrained_adapter "$pretrained_adapter" \
+    --systems "$systems" --output "$dir/systems.json"
+  for sys in $systems; do texts+=("$asr_exp/decode_$sys"/*/text "$asr_exp/decode_$sys"/*/score_wer/wer.json); done
+  mapfile -t words < <(comparison_args)
+  sig=$(signature "${words[*]}" "$(file_hash "$dir/systems.json" "$sa_eval_list" "${texts[@]}" \
+    "$asr_exp/sweep/sweep_utts.csv" "$asr_exp/sweep/sweep_rank.csv")")
   if is_done "$dir/.done" "$sig" && [ -f RESULTS.md ]; then
     log "Stage 11: comparison already made ($dir/RESULTS.md); skipping"
     return
   fi
   log "Stage 11: comparing ${systems} on the speakers of $sa_eval_list; log: $dir/compare.log"
-  run_logged "$dir/compare.log" "$python" -m espnet_p4q.bin.make_p4q_results \
-    --manifest "$dir/systems.json" --output "$dir/RESULTS.md" \
-    --title "P4Q comparison: $(basename "$(dirname "$PWD")")" --sweep_csv "${sweep_csvs[@]}"
-  need_file "$dir/RESULTS.md" "$expdir/RESULTS.sets.md"
-  # The sweeps' CSV and PNG files sit next to RESULTS.md (results/), where they can be committed
-  # with it; compare/RESULTS.md links them in exp/.
-  local f
-  if [ ${#sweep_csvs[@]} -gt 0 ]; then
-    mkdir -p results
-    for f in "${sweep_csvs[@]}"; do cp -f "$f" "${f%.csv}.png" results/ 2>/dev/null || cp -f "$f" results/; done
-  fi
-  { sed 's#(\.\./sweep/#(results/#g' "$dir/RESULTS.md"; echo; echo "---"; echo; cat "$expdir/RESULTS.sets.md"; } > RESULTS.md.tmp
-  mv -f RESULTS.md.tmp RESULTS.md
+  write_results "$dir/compare.log" "${words[@]}"
+  need_file "$dir/RESULTS.md" RESULTS.md
   mark_done "$dir/.done" "$sig"
   log "Stage 11: RESULTS.md written ($dir/RESULTS.json holds the numbers)"
 }
@@ -1006,7 +970,7 @@ stage_compare() {
 # remade with them when stage 11 has run.
 sweep_point() {  # NAME ADAPT_DIR: decode the eval speakers' test sets with NAME's adapters
   local s
-  register_system "$1" "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$2" p4q
+  register_system "$1" "$nf4_dir/config.yaml" "$nf4_dir/model.pth" "adapters:$2"
   # shellcheck disable=SC2046
   decode_system "$1" $(for s in $(read_list "$sa_eval_list"); do echo "${s}_test"; done)
 }
@@ -1019,19 +983,9 @@ decoded_eval_sets() {  # SYSTEM: true when it has decoded every eval speaker's t
 write_sweep() {  # KIND X_NAME POINT... (POINT = system:x:decode_dir): points file, CSV, PNG
   local kind=$1 xname=$2 dir=$asr_exp/sweep
   shift 2
-  "$python" - "$dir/sweep_$kind.points.json" "$xname" "$@" <<'PYEOF'
-import json, os, sys
-out, xname, points = sys.argv[1], sys.argv[2], sys.argv[3:]
-labels = {"p4q": "P4Q (LoRA pretrain + adaptation)", "lora_scratch_nf4": "LoRA from scratch (NF4)"}
-obj = {"data_dir": "data", "x_name": xname, "labels": labels, "points": []}
-for p in points:
-    system, x, decode_dir = p.split(":", 2)
-    obj["points"].append({"system": system, "x": int(x), "decode_dir": decode_dir, "speakers": "eval"})
-with open(out + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(obj, f, indent=1)
-os.replace(out + ".tmp", out)
-PYEOF
-  run_logged "$dir/sweep_$kind.log" "$python" -m espnet_p4q.bin.plot_sweep \
+  run_logged "$dir/sweep_$kind.log" "$python" -m espnet_p4q.bin.systems --registry "$systems_conf" \
+    sweep_points --x_name "$xname" --output "$dir/sweep_$kind.points.json" "$@"
+  run_logged --append "$dir/sweep_$kind.log" "$python" -m espnet_p4q.bin.plot_sweep \
     --points "$dir/sweep_$kind.points.json" --csv "$dir/sweep_$kind.csv" --png "$dir/sweep_$kind.png" \
     --x_label "$xname" --log_x
   log "sweep $kind: $dir/sweep_$kind.csv and .png"
@@ -1044,7 +998,8 @@ stage_sweep_utts() {
   [ -n "$spks" ] || die "no speakers in $sa_eval_list"
   mkdir -p "$asr_exp/sweep"
   for sys in $sweep_utts_systems; do
-    case $sys in p4q|lora_scratch_nf4) ;; *) die "--sweep_utts_systems: $sys is not a per-speaker LoRA system" ;; esac
+    [ "${sys_mode[$sys]:-}" = lora ] ||
+      die "--sweep_utts_systems: $sys is not a per-speaker LoRA system of $systems_conf"
     for n in $sweep_n_adapt; do
       [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "--sweep_n_adapt: '$n' is not a positive number of utterances"
       if [ "$n" = "$n_adapt" ] && decoded_eval_sets "$sys"; then  # stages 8-9 made this point

@@ -10,8 +10,9 @@ RESULTS.md reports and must not choose anything.
     tune_adapt.py --exp_dir exp/asr_x --system p4q --train_conf conf/adapt_lora.yaml \\
         --grid lr=5e-4,1e-3,2e-3 epochs=15 --output_dir exp/asr_x/tune_p4q
 
-Systems (as in p4q.sh stage 8): p4q (from the pretrained LoRA), lora_scratch_nf4, fft_nf4,
-fft_fp32. Copy the chosen values into the --train_conf file by hand: the choice stays visible.
+Systems: those of the registry (conf/systems.yaml) trained per speaker on reference labels, as
+p4q.sh stage 8 trains them (e.g. p4q, lora_scratch_nf4, fft_nf4, fft_fp32). Copy the chosen
+values into the --train_conf file by hand: the choice stays visible.
 """
 
 from __future__ import annotations
@@ -28,14 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tuning_grid import (add_speaker_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
                          tuning_speakers, write_table)
 
-SYSTEMS = ("p4q", "lora_scratch_nf4", "fft_nf4", "fft_fp32")
-
 
 def get_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--exp_dir", type=Path, required=True,
                    help="exp/asr_<tag> with config.yaml, base.pth, nf4/ and lora_pretrain/ (stages 5-7)")
-    p.add_argument("--system", choices=SYSTEMS, required=True)
+    p.add_argument("--system", required=True, help="a per-speaker system of the registry")
+    p.add_argument("--systems_conf", type=Path, default=None, help="the registry (default: conf/systems.yaml)")
     p.add_argument("--train_conf", type=Path, required=True, help="the system's adaptation YAML (grid overrides it)")
     p.add_argument("--grid", nargs="+", required=True, help="KEY=V1,V2,... for keys of the train conf")
     p.add_argument("--lora_conf", type=Path, default=None, help="LoRA YAML (LoRA systems)")
@@ -57,23 +57,27 @@ def main(argv=None) -> int:
     from espnet_p4q.finetuning import Finetuner
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.report.wer import read_references
+    from espnet_p4q.systems import DEFAULT_REGISTRY, load_registry, select
     from espnet_p4q.tasks.systems import BaseSpec
     from espnet_p4q.train.loop import TrainConfig
 
     exp = args.exp_dir
-    lora = args.system in ("p4q", "lora_scratch_nf4")
+    system = select(load_registry(args.systems_conf or DEFAULT_REGISTRY), [args.system], "--system")[0]
+    if not system.adapt or system.adapt.labels != "reference":
+        raise InputError(f"--system {args.system}: not trained per speaker on reference labels")
+    lora = system.adapt.mode == "lora"
     if lora and args.lora_conf is None:
         raise InputError("--lora_conf is needed for LoRA systems")
     lcfg = LoRAConfig.from_yaml(args.lora_conf) if lora else None
-    base = f"nf4:{exp / 'nf4'}" if lora or args.system == "fft_nf4" else f"fp32:{exp / 'config.yaml'},{exp / 'base.pth'}"
-    init = exp / "lora_pretrain" / "pretrain" / "adapter.pth" if args.system == "p4q" else None
+    base = f"nf4:{exp / 'nf4'}" if system.base == "nf4" else f"fp32:{exp / 'config.yaml'},{exp / 'base.pth'}"
+    init = exp / "lora_pretrain" / "pretrain" / "adapter.pth" if system.adapt.init == "pretrained" else None
     base_conf = read_yaml_mapping(args.train_conf)
     decode_conf = read_yaml_mapping(args.decode_config)
     refs = read_references(args.data_dir, speakers)
     rows = []
     for point in parse_grid(args.grid):
         tag, out, conf = point_config(args.output_dir, point, base_conf, "train.yaml")
-        tuner = Finetuner(base, "lora" if lora else "full", TrainConfig.from_yaml(conf), lcfg, init_adapter=init)
+        tuner = Finetuner(base, system.adapt.mode, TrainConfig.from_yaml(conf), lcfg, init_adapter=init)
         logging.info("%s %s: adapting %d tuning speakers", args.system, point, len(speakers))
         for s in speakers:
             tuner.run(args.data_dir / f"{s}_adapt", s, out / "adapt" / s, n_utts=args.n_utts or None)
