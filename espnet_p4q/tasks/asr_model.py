@@ -102,12 +102,18 @@ def espnet_config_from_train_yaml(
 
 
 def build_asr_model(config_path: Path) -> Tuple[torch.nn.Module, argparse.Namespace]:
-    """An ESPnet ASR model with the structure ``config_path`` describes (random weights)."""
+    """An ESPnet ASR model with the structure ``config_path`` describes (random weights; a Whisper
+    encoder/decoder comes with the verified local Whisper weights its options name)."""
     from espnet2.tasks.asr import ASRTask
 
     args = argparse.Namespace(**resolved_config(Path(config_path)))
     try:
-        model = ASRTask.build_model(args)
+        if "whisper" in (getattr(args, "encoder", None), getattr(args, "decoder", None)):
+            from espnet_p4q.models.whisper_asr import build_whisper_model  # imports openai-whisper
+
+            model = build_whisper_model(args)
+        else:
+            model = ASRTask.build_model(args)
     except (TypeError, ValueError, KeyError, AttributeError, AssertionError, FileNotFoundError) as e:
         raise InputError(f"cannot build an ESPnet ASR model from this config ({type(e).__name__}: {e})",
                          config_path) from e
