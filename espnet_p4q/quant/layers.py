@@ -157,6 +157,10 @@ class DequantPlan:
             )
             self.sizes = (ct.c_longlong(qs.blocksize), ct.c_longlong(self.rows), ct.c_longlong(self.cols))
 
+    def __reduce__(self):
+        # ctypes pointers must not be copied or pickled with the module: copies rebuild their plan
+        return (_no_plan, ())
+
     def fits(self, weight: bnb.nn.Params4bit) -> bool:
         return weight is self.weight and weight.quant_state is self.qs and not getattr(
             self.qs, "packing_format_for_cpu", False)
@@ -196,6 +200,10 @@ class DequantPlan:
         out = torch.empty(n, self.cols, dtype=torch.float32)
         self.kernel(_ptr(packed), _ptr(absmax), _ptr(out), self.sizes[0], ct.c_longlong(n), self.sizes[2])
         return out
+
+
+def _no_plan() -> None:
+    return None
 
 
 def plan_of(module: torch.nn.Module) -> DequantPlan:

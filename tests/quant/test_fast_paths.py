@@ -106,6 +106,23 @@ class _CountingF:
         return getattr(F, name)
 
 
+def test_copies_and_pickles_after_use_rebuild_their_plan():
+    import copy
+    import io
+
+    q = linear_to_4bit(torch.nn.Linear(64, 64), NF4).eval()
+    x = torch.randn(2, 64)
+    with torch.inference_mode():
+        y = q(x)  # builds the plan (ctypes pointers into q's tensors)
+    buf = io.BytesIO()
+    torch.save(q, buf)
+    buf.seek(0)
+    for other in (copy.deepcopy(q), torch.load(buf, weights_only=False)):
+        with torch.inference_mode():
+            assert torch.equal(other(x), y)
+        assert other.__dict__["_dequant_plan"].weight is other.weight  # its own, not q's
+
+
 def test_on_distinct_rows_leaves_ordinary_inputs_alone():
     x = torch.randn(2, 3, 4)
     calls = []
