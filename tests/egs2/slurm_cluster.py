@@ -66,6 +66,11 @@ class SlurmCluster:
         return subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout)
 
 
+def find_binary(name: str):
+    """NAME on PATH or in /usr/sbin (where Debian puts the daemons; not on every root PATH)."""
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -125,7 +130,7 @@ def start(root: Path) -> SlurmCluster:
     """Start munged, slurmctld and slurmd; return once the node is idle. Raises SlurmUnavailable."""
     if os.geteuid() != 0:
         raise SlurmUnavailable("the test cluster's daemons run as root; this is uid %d" % os.geteuid())
-    missing = [b for b in BINARIES if not shutil.which(b, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
+    missing = [b for b in BINARIES if not find_binary(b)]
     if missing:
         raise SlurmUnavailable(f"not installed: {' '.join(missing)} (apt-get install slurm-wlm munge)")
     if len(str(root / "munge" / "munge.socket")) > 100:  # AF_UNIX paths hold at most 107 bytes
@@ -136,20 +141,19 @@ def start(root: Path) -> SlurmCluster:
     key = root / "munge" / "munge.key"
     key.write_bytes(os.urandom(1024))
     key.chmod(0o400)
-    sbin = lambda name: shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")  # noqa: E731
     env = cluster.env
     try:
         cluster.procs["munged"] = _spawn(
-            [sbin("munged"), "--foreground", "--force", f"--key-file={key}",
+            [find_binary("munged"), "--foreground", "--force", f"--key-file={key}",
              f"--socket={root}/munge/munge.socket", f"--pid-file={root}/run/munged.pid",
              f"--log-file={root}/log/munged.log", f"--seed-file={root}/munge/munged.seed"],
             root / "log" / "munged.out", env)
         _wait(cluster, "munged", lambda: (root / "munge" / "munge.socket").exists(), 15)
-        cluster.procs["slurmctld"] = _spawn([sbin("slurmctld"), "-D", "-c", "-f", str(conf)],
+        cluster.procs["slurmctld"] = _spawn([find_binary("slurmctld"), "-D", "-c", "-f", str(conf)],
                                             root / "log" / "slurmctld.out", env)
         _wait(cluster, "slurmctld", lambda: cluster.client("scontrol", "ping", timeout=10).returncode == 0
               and "UP" in cluster.client("scontrol", "ping", timeout=10).stdout, 30)
-        cluster.procs["slurmd"] = _spawn([sbin("slurmd"), "-D", "-f", str(conf)],
+        cluster.procs["slurmd"] = _spawn([find_binary("slurmd"), "-D", "-f", str(conf)],
                                          root / "log" / "slurmd.out", env)
         _wait(cluster, "slurmd", lambda: node_state(cluster) == "idle", START_TIMEOUT_S)
     except BaseException:

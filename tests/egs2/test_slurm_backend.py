@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from slurm_cluster import slurm_cluster  # noqa: F401  (the fixture)
-from test_pipeline import ci_recipe, pipeline_env, read_ids, stage_times  # noqa: F401  (ci_recipe: the fixture)
+from test_pipeline import ci_recipe  # noqa: F401  (the fixture)
+from test_pipeline import pipeline_env, read_ids, stage_times
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "egs2" / "TEMPLATE" / "asr1"

@@ -10,8 +10,9 @@
 # every task ended with status 0; a task that Slurm stops (scancel, time limit) ends its log with
 # code 143, and a submission sbatch refuses (e.g. more CPUs or memory than a node has) is reported
 # with sbatch's message. Tasks of an earlier run of the same step (same LOGFILE) that are still
-# queued or running are cancelled first. A task's OMP_NUM_THREADS is at most its --num_threads (unset or larger
-# values are lowered to it). The batch script and Slurm's own output are kept in <dir of LOGFILE>/q/.
+# queued or running are cancelled first. A task's OMP_NUM_THREADS is at most its --num_threads
+# (unset or larger values are lowered to it). The batch script and Slurm's own output are kept in
+# <dir of LOGFILE>/q/.
 # Options take 'NAME VALUE' or 'NAME=VALUE'.
 #
 # Options:
@@ -141,7 +142,8 @@ wait "$child"
 rc=$?
 trap - TERM INT
 {
-  echo "# Accounting: time=$(( $(date +%s) - start )) threads=${OMP_NUM_THREADS:-?} cpus=${SLURM_CPUS_PER_TASK:-?}"
+  echo "# Accounting: time=$(( $(date +%s) - start )) threads=${OMP_NUM_THREADS:-?}" \
+    "cpus=${SLURM_CPUS_PER_TASK:-?}"
   echo "# Ended (code $rc) at $(date)"
 } >> "$log"
 echo "$rc" > "$statusdir/$i"
