@@ -1,24 +1,20 @@
 """Kaldi data dirs with an optional ``segments`` file: write one, or copy a subset of one.
 
 Why: the per-speaker SA dirs are subsets of a corpus's pool dir, and a TED-LIUM pool keeps Kaldi's
-``segments`` + one wav.scp entry per recording, which ``espnet_p4q.data.kaldi_dir`` cannot write
-yet. Both are done here once, for every corpus: ``write_dir`` writes text, utt2spk, spk2utt,
-wav.scp (per utterance, or per recording with ``segments``) into a hidden sibling that is renamed
-into place, so an interrupted run never leaves a half-written dir.
+``segments`` + one wav.scp entry per recording. ``read_dir`` reads either kind and ``subset_dir``
+copies a subset (written by espnet_p4q.data.kaldi_dir.write_data_dir, atomically), for every corpus.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
-from espnet_p4q.data.kaldi_dir import Utterance, write_data_dir
-from espnet_p4q.fileio import InputError, read_kaldi_table, write_text_atomic
+from espnet_p4q.data.kaldi_dir import Segment, Utterance, write_data_dir
+from espnet_p4q.fileio import InputError, read_kaldi_table
 
-Segment = Tuple[str, str, str]  # recording id, start, end (seconds, as written)
 
 
 def wav_path(path: os.PathLike) -> str:
@@ -27,36 +23,6 @@ def wav_path(path: os.PathLike) -> str:
     if re.search(r"\s", text):
         raise InputError("paths with whitespace cannot go into wav.scp", text)
     return text
-
-
-def write_dir(
-    data_dir: os.PathLike,
-    utts: Iterable[Utterance],
-    segments: Optional[Dict[str, Segment]] = None,
-    recordings: Optional[Dict[str, str]] = None,
-) -> Path:
-    """Write a data dir; with ``segments`` (utt -> recording, start, end) wav.scp lists
-    ``recordings`` (recording -> entry) instead of the utterances' own ``wav``."""
-    d = Path(data_dir)
-    if segments is None:
-        return write_data_dir(d, utts)
-    utts = list(utts)
-    tmp = d.parent / f".{d.name}.segments"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    write_data_dir(tmp, utts)
-    try:
-        ids = sorted(u.utt_id for u in utts)
-        write_text_atomic(tmp / "segments", "".join(f"{u} {' '.join(segments[u])}\n" for u in ids))
-        used = sorted({segments[u][0] for u in ids})
-        write_text_atomic(tmp / "wav.scp", "".join(f"{r} {recordings[r]}\n" for r in used))
-        if d.exists():
-            shutil.rmtree(d)
-        os.replace(tmp, d)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return d
 
 
 def read_dir(data_dir: os.PathLike) -> Tuple[Dict[str, Utterance], Optional[Dict[str, Segment]], Dict[str, str]]:
@@ -88,5 +54,5 @@ def subset_dir(src: os.PathLike, dst: os.PathLike, utt_ids: Sequence[str]) -> Pa
         raise InputError(f"utterances not in this dir: {' '.join(unknown[:10])}", Path(src) / "utt2spk")
     chosen = [utts[u] for u in utt_ids]
     if segments is None:
-        return write_dir(dst, chosen)
-    return write_dir(dst, chosen, {u: segments[u] for u in utt_ids}, wav)
+        return write_data_dir(dst, chosen)
+    return write_data_dir(dst, chosen, {u: segments[u] for u in utt_ids}, wav)

@@ -1,1 +1,1 @@
-"""Kaldi-style data directories: reading, writing, validation and per-speaker splits."""
+"""Kaldi-style data directories: reading and writing, validation, audio loading, sentence draws."""

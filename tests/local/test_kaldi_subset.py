@@ -9,9 +9,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "local"))
 
-from kaldi_subset import read_dir, subset_dir, wav_path, write_dir  # noqa: E402
+from kaldi_subset import read_dir, subset_dir, wav_path  # noqa: E402
 
 from espnet_p4q.data.kaldi_dir import Utterance  # noqa: E402
+from espnet_p4q.data.kaldi_dir import write_data_dir as write_dir  # noqa: E402
 from espnet_p4q.fileio import InputError  # noqa: E402
 
 UTTS = [Utterance(f"r{r}-{i}", f"r{r}", "", f"WORDS {r} {i}") for r in (1, 2) for i in (3, 1, 2)]

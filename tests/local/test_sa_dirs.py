@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "local"))
 
 import sa_dirs  # noqa: E402
-from kaldi_subset import read_dir, write_dir  # noqa: E402
+from kaldi_subset import read_dir  # noqa: E402
+
+from espnet_p4q.data.kaldi_dir import write_data_dir as write_dir  # noqa: E402
 
 from espnet_p4q.data.kaldi_dir import Utterance  # noqa: E402
 from espnet_p4q.fileio import InputError  # noqa: E402

@@ -29,7 +29,7 @@ segments in time order, and each talk's count must equal the partition's ids of 
 its excluded ones; otherwise the stage stops and says which talks differ.
 
 Audio: with ``segments=True`` (default) wav.scp holds one decoding pipe per talk and ``segments``
-the cut points, as Kaldi expects (written by the top-level local/kaldi_subset.py). With ``segments=False``
+the cut points, as Kaldi expects (written by espnet_p4q.data.kaldi_dir). With ``segments=False``
 each utterance gets its own ``sox ... trim`` pipe, a segment-free dir that any reader accepts.
 """
 
@@ -56,7 +56,9 @@ from espnet2.utils.types import str2bool  # noqa: E402
 from espnet_p4q.cli import guarded  # noqa: E402
 from espnet_p4q.data.kaldi_dir import Utterance  # noqa: E402
 from espnet_p4q.fileio import InputError, read_id_list, read_kaldi_table, write_text_atomic  # noqa: E402
-from kaldi_subset import wav_path, write_dir  # noqa: E402
+from kaldi_subset import wav_path  # noqa: E402
+
+from espnet_p4q.data.kaldi_dir import write_data_dir  # noqa: E402
 from sa_dirs import read_partition  # noqa: E402
 
 ROOT_NAME = "TEDLIUM_release-3"
@@ -191,10 +193,10 @@ def write_segmented_dir(
         for s in segs
     ]
     if not segments:
-        return write_dir(data_dir, utts)
+        return write_data_dir(data_dir, utts)
     cuts = {segment_id(s): (speaker_id(s.talk), s.start, s.end) for s in segs}
     recordings = {speaker_id(t): recording_command(talks[t].sph, audio) for t in {s.talk for s in segs}}
-    return write_dir(data_dir, utts, cuts, recordings)
+    return write_data_dir(data_dir, utts, cuts, recordings)
 
 
 def check_segmented_dir(data_dir: os.PathLike) -> List[str]:
