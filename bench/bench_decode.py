@@ -107,7 +107,7 @@ def prepare_models(args) -> dict:
         from espnet_p4q.lora.adapter_io import save_adapter
         from espnet_p4q.lora.config import LoRAConfig
         from espnet_p4q.lora.inject import inject_lora
-        from espnet_p4q.tasks.systems import BaseSpec, load_base
+        from espnet_p4q.models.base import BaseSpec, load_base
 
         loaded = load_base(BaseSpec.parse(f"nf4:{nf4}"))
         cfg = LoRAConfig.from_yaml(args.lora_conf)
@@ -128,7 +128,7 @@ def load_system(name: str, paths: dict, decode_conf: dict):
     from espnet_p4q.lora.adapter_io import load_adapter, read_adapter
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.lora.inject import inject_lora
-    from espnet_p4q.tasks.systems import BaseSpec, load_base
+    from espnet_p4q.models.base import BaseSpec, load_base
 
     spec = BaseSpec.parse(paths["fp32" if name == "fp32" else "nf4"])
     s2t = speech2text(spec.config, decode_conf)

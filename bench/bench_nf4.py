@@ -63,7 +63,7 @@ def main(argv=None):
     from espnet_p4q.quant.apply import quantize_model
     from espnet_p4q.quant.config import QuantConfig
     from espnet_p4q.quant.serialize import save_quantized
-    from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
+    from espnet_p4q.models.asr_model import build_asr_model, espnet_config_from_train_yaml
 
     tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(args.vocab_size - 3)] + ["<sos/eos>"]
     tmp = tempfile.TemporaryDirectory(prefix="bench_nf4.")

@@ -21,7 +21,12 @@ EXIT_INTERRUPTED = 130
 
 class ArgumentParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``<prog>: error: ...``, exit 2) like every other
-    error of the project's CLIs; --help still prints the whole usage."""
+    error of the project's CLIs; --help still prints the whole usage, the description (the CLI's
+    docstring) as written."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")

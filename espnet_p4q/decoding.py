@@ -19,7 +19,7 @@ import numpy as np
 
 from espnet_p4q.data.audio import load_audio
 from espnet_p4q.fileio import InputError
-from espnet_p4q.tasks.systems import BaseSpec
+from espnet_p4q.models.base import BaseSpec
 
 
 class SpeakerDecoder:
@@ -60,8 +60,8 @@ class SpeakerDecoder:
         import yaml
         from espnet2.bin.asr_inference import Speech2Text
 
-        from espnet_p4q.tasks.asr_model import resolved_config
-        from espnet_p4q.tasks.systems import load_base
+        from espnet_p4q.models.asr_model import resolved_config
+        from espnet_p4q.models.base import load_base
 
         cfg = resolved_config(spec.config)
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
@@ -85,7 +85,7 @@ class SpeakerDecoder:
 
             load_adapter(self.s2t.asr_model, self.adapter_dir / spk / "adapter.pth", self.base.fingerprint)
         else:
-            from espnet_p4q.tasks.systems import load_base
+            from espnet_p4q.models.base import load_base
 
             own = self.model_dir / spk
             if (own / "quant.yaml").is_file():

@@ -38,7 +38,7 @@ TOKENS = ["<blank>", "<unk>"] + [chr(c) for c in range(ord("A"), ord("Z") + 1)] 
 @pytest.fixture(scope="session")
 def tiny_model_files(tmp_path_factory):
     """(config.yaml, model.pth) of a randomly initialised tiny Conformer AED (seeded)."""
-    from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
+    from espnet_p4q.models.asr_model import build_asr_model, espnet_config_from_train_yaml
 
     tmp = tmp_path_factory.mktemp("tiny_asr")
     (tmp / "train.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
@@ -92,7 +92,7 @@ def ci_corpus(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_char_model_files(tmp_path_factory):
     """(config.yaml, model.pth) of a random tiny Conformer AED with character tokens."""
-    from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
+    from espnet_p4q.models.asr_model import build_asr_model, espnet_config_from_train_yaml
 
     tmp = tmp_path_factory.mktemp("tiny_char")
     (tmp / "train.yaml").write_text(yaml.safe_dump({**TINY_CONFIG, "token_type": "char"}))

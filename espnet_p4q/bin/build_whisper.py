@@ -11,17 +11,16 @@ output, sources, dimensions, conversion time). An existing verified checkpoint i
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from pathlib import Path
 from typing import List, Optional
 
-from espnet_p4q.cli import guarded
+from espnet_p4q.cli import ArgumentParser, guarded
 
 
-def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def get_parser() -> ArgumentParser:
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--cache_dir", type=Path, required=True, help="directory for base.pt, base.json, LICENSE")
     p.add_argument("--force", action="store_true", help="rebuild even if a verified checkpoint exists")
     p.add_argument("--log_level", default="INFO")

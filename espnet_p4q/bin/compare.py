@@ -24,8 +24,7 @@ from espnet_p4q.scoring.trn import TranscriptError, read_kaldi_text
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--ref_text", required=True, help="Kaldi text of the references")
     p.add_argument("--hyp_text_a", required=True, help="Kaldi text of system A's hypotheses")
     p.add_argument("--hyp_text_b", required=True, help="Kaldi text of system B's hypotheses")

@@ -31,8 +31,7 @@ from espnet_p4q.fileio import InputError, read_kaldi_table, write_json_atomic, w
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m espnet_p4q.bin.decode", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m espnet_p4q.bin.decode", description=__doc__)
     p.add_argument("--base", help="nf4:DIR or fp32:CONFIG,MODEL")
     p.add_argument("--asr_train_config", type=Path)
     p.add_argument("--asr_model_file", type=Path)
@@ -53,7 +52,7 @@ def get_parser() -> argparse.ArgumentParser:
 
 
 def base_spec_from_args(args):
-    from espnet_p4q.tasks.systems import BaseSpec
+    from espnet_p4q.models.base import BaseSpec
 
     if args.base:
         return BaseSpec.parse(args.base)

@@ -16,8 +16,7 @@ from espnet_p4q.cli import ArgumentParser, guarded
 
 
 def get_parser() -> ArgumentParser:
-    p = ArgumentParser(prog="export_edge", description=__doc__,
-                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="export_edge", description=__doc__)
     p.add_argument("--base_dir", type=Path, required=True, help="packed model dir (espnet_p4q.bin.quantize)")
     p.add_argument("--adapter", type=Path, default=None, help="a speaker's adapter.pth (or its directory)")
     p.add_argument("--decode_config", type=Path, required=True, help="YAML of Speech2Text options")

@@ -42,8 +42,7 @@ def _positive_int(text: str) -> int:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m espnet_p4q.bin.finetune", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m espnet_p4q.bin.finetune", description=__doc__)
     p.add_argument("--base", required=True, help="nf4:DIR or fp32:CONFIG,MODEL")
     p.add_argument("--mode", choices=["lora", "full"], required=True)
     p.add_argument("--lora_conf", type=Path, help="LoRA YAML (mode lora)")
@@ -108,7 +107,7 @@ def main(argv=None) -> int:
         logging.info("all %d outputs exist in %s; nothing to do", len(jobs), args.output_dir)
         return 0
 
-    from espnet_p4q.finetuning import Finetuner
+    from espnet_p4q.train.finetuner import Finetuner
 
     tuner = Finetuner(args.base, args.mode, tcfg, lcfg, init_adapter=args.init_adapter,
                       device="cuda" if args.ngpu > 0 else "cpu")

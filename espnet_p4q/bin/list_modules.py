@@ -8,7 +8,6 @@ names, if a pattern selects nothing).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from espnet_p4q.cli import ArgumentParser, guarded
 
 @guarded("list_modules")
 def main(argv=None) -> int:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--asr_train_config", type=Path, required=True)
     p.add_argument("--quant_conf", type=Path)
     p.add_argument("--lora_conf", type=Path)
@@ -28,7 +27,7 @@ def main(argv=None) -> int:
     from espnet_p4q.patterns import PatternError, select_modules
     from espnet_p4q.quant.config import QuantConfig
     from espnet_p4q.quant.layers import QUANTIZABLE_TYPES
-    from espnet_p4q.tasks.asr_model import build_asr_model
+    from espnet_p4q.models.asr_model import build_asr_model
 
     model, _ = build_asr_model(args.asr_train_config)
     try:

@@ -25,18 +25,18 @@ from typing import List, Optional
 
 from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import write_json_atomic, write_text_atomic
+from espnet_p4q.report.json_fields import ReportError
 from espnet_p4q.report.manifest import load_manifest
 from espnet_p4q.report.markdown import render
 from espnet_p4q.report.results import build_results
 from espnet_p4q.report.sets import collect, render_sets
-from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.align import METHODS
 
 GENERATOR = "python -m espnet_p4q.bin.make_results"
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog=GENERATOR, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=GENERATOR, description=__doc__)
     p.add_argument("--exp_dir", default="exp", help="the recipe's experiment directory")
     p.add_argument("--output", default="RESULTS.md", help="markdown file to write")
     p.add_argument("--info", action="append", default=[],

@@ -15,15 +15,14 @@ import sys
 from typing import List, Optional
 
 from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.report.json_fields import ReportError
 from espnet_p4q.report.sweep import load_points, plot, score_points, write_csv
-from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.align import METHODS
 from espnet_p4q.scoring.trn import TranscriptError
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--points", required=True, help="points JSON file")
     p.add_argument("--csv", required=True, help="CSV file to write")
     p.add_argument("--png", required=True, help="PNG file to write")

@@ -20,7 +20,7 @@ from espnet_p4q.fileio import InputError
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--asr_train_config", type=Path, required=True, help="espnet2 config.yaml of the model")
     p.add_argument("--asr_model_file", type=Path, required=True, help="espnet2 model .pth (FP32)")
     p.add_argument("--quant_conf", type=Path, required=True, help="YAML: targets, blocksize, double_quant ...")
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     from espnet_p4q.quant.config import QuantConfig
     from espnet_p4q.fileio import write_json_atomic
     from espnet_p4q.quant.report import size_report
-    from espnet_p4q.tasks.asr_model import PACKED_MODEL_NAME, load_fp32_asr_model, save_packed_dir
+    from espnet_p4q.models.asr_model import PACKED_MODEL_NAME, load_fp32_asr_model, save_packed_dir
 
     qcfg = QuantConfig.from_yaml(args.quant_conf)
     out = args.output_dir

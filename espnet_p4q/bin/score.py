@@ -21,8 +21,7 @@ from espnet_p4q.scoring.score_set import score_set
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--ref_text", required=True, help="Kaldi text of the references")
     p.add_argument("--hyp_text", required=True, help="Kaldi text of the hypotheses")
     p.add_argument("--output_dir", required=True)

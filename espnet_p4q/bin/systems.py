@@ -22,8 +22,7 @@ from espnet_p4q.systems import DEFAULT_REGISTRY, Layout, load_registry, select
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m espnet_p4q.bin.systems", description=__doc__,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog="python -m espnet_p4q.bin.systems", description=__doc__)
     p.add_argument("--registry", type=Path, default=DEFAULT_REGISTRY)
     p.add_argument("--log_level", default="INFO")
     sub = p.add_subparsers(dest="command", required=True)

@@ -120,7 +120,7 @@ def export_edge(base_dir: Path, output_dir: Path, decode_config: Path, adapter: 
     """
     from espnet_p4q.lora.adapter_io import AdapterError, read_adapter
     from espnet_p4q.quant.serialize import QuantizedModelError, read_quantized
-    from espnet_p4q.tasks.asr_model import CONFIG_NAME, PACKED_MODEL_NAME, copy_config_with_files
+    from espnet_p4q.models.asr_model import CONFIG_NAME, PACKED_MODEL_NAME, copy_config_with_files
 
     base_dir, output_dir = Path(base_dir), Path(output_dir)
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):

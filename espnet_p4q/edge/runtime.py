@@ -38,7 +38,7 @@ def speech2text(config_path: Path, decode_conf: Dict, device: str = "cpu"):
     """
     from espnet2.bin.asr_inference import Speech2Text
 
-    from espnet_p4q.tasks.asr_model import resolved_config
+    from espnet_p4q.models.asr_model import resolved_config
 
     cfg = resolved_config(Path(config_path))
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
@@ -64,7 +64,7 @@ def load_recognizer(package: Path, threads: Optional[int] = 1):
     from espnet_p4q.lora.adapter_io import load_adapter, read_adapter
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.lora.inject import inject_lora
-    from espnet_p4q.tasks.asr_model import CONFIG_NAME, load_quantized_asr_model
+    from espnet_p4q.models.asr_model import CONFIG_NAME, load_quantized_asr_model
 
     package = Path(package)
     read_manifest(package)

@@ -17,10 +17,10 @@ import torch
 from espnet.nets.beam_search import BeamSearch
 from whisper.tokenizer import Tokenizer
 
+from espnet_p4q.models.asr_model import resolved_config
 from espnet_p4q.models.tied_embedding import tie_embedding
 from espnet_p4q.models.whisper_bridge import local_whisper
 from espnet_p4q.models.whisper_tokens import SYM_EOS, SYM_SOS, hypothesis_text
-from espnet_p4q.tasks.asr_model import resolved_config
 
 # The decoder's token embedding, also its output projection (kept tied: see tied_embedding).
 TOKEN_EMBEDDING = "decoder.decoders.token_embedding"

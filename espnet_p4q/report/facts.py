@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
+from espnet_p4q.report.json_fields import ReportError, field, load_json, need_object
 from espnet_p4q.report.manifest import SystemSpec
 from espnet_p4q.report.speakers import set_name
-from espnet_p4q.report.validate import ReportError, field, load_json, need_object
 
 SPEAKER_FILES = ("adapter.pth", "model.pth")
 """What a speaker keeps, looked for in this order: a LoRA adapter, else a fine-tuned model."""

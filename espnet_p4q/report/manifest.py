@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Tuple
 
+from espnet_p4q.report.json_fields import ReportError, field, load_json, need_object, reject_unknown
 from espnet_p4q.report.speakers import LIST_FILES
-from espnet_p4q.report.validate import (ReportError, field, load_json, need_object,
-                                        reject_unknown)
 
 TOP_KEYS = ("data_dir", "speakers", "reference_system", "nf4_system", "systems")
 SYSTEM_KEYS = ("name", "label", "decode_dir", "model_files", "speaker_dir")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from espnet_p4q.report.facts import adaptation, decoding_rtf, size_on_disk
+from espnet_p4q.report.json_fields import ReportError
 from espnet_p4q.report.manifest import Manifest
 from espnet_p4q.report.speakers import LIST_FILES, speaker_lists
-from espnet_p4q.report.validate import ReportError
 from espnet_p4q.report.wer import pool, read_references, score_decoding, wer
 from espnet_p4q.scoring.mapsswe import mapsswe
 from espnet_p4q.scoring.trn import TranscriptError

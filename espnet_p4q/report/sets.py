@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from espnet_p4q.report.validate import ReportError
+from espnet_p4q.report.json_fields import ReportError
 from espnet_p4q.scoring.sclite_report import SUM_AVG_FIELDS, counts_from_dict, sum_avg
 
 Rows = Dict[str, Dict[str, Dict[str, Dict[str, float]]]]  # {exp: {system: {set: Sum/Avg row}}}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from espnet_p4q.fileio import read_id_list
-from espnet_p4q.report.validate import ReportError
+from espnet_p4q.report.json_fields import ReportError
 
 LIST_FILES = {"eval": "sa_eval.list", "tune": "sa_tune.list"}
 

@@ -21,13 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple, Union
 
+from espnet_p4q.fileio import atomic_path, read_id_list, write_text_atomic
+from espnet_p4q.report.json_fields import ReportError, field, load_json, need_object, reject_unknown
 from espnet_p4q.report.manifest import NAME_RE, resolve
-from espnet_p4q.fileio import read_id_list
 from espnet_p4q.report.speakers import LIST_FILES
-from espnet_p4q.report.validate import (ReportError, field, load_json, need_object,
-                                        reject_unknown)
 from espnet_p4q.report.wer import read_references, score_decoding, wer
-from espnet_p4q.fileio import atomic_path, write_text_atomic
 
 TOP_KEYS = ("data_dir", "x_name", "title", "labels", "points")
 POINT_KEYS = ("system", "x", "decode_dir", "speakers")

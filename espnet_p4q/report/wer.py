@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from espnet_p4q.report.json_fields import ReportError
 from espnet_p4q.report.speakers import set_name
-from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.sclite_report import (Counts, missing_hypotheses, score_utterances,
                                               total)
 from espnet_p4q.scoring.trn import Transcripts, fold_case, read_kaldi_text

@@ -195,7 +195,7 @@ def test_non_finite_adapter_is_refused_on_save_and_load(nf4_dir, tmp_path):
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.lora.inject import inject_lora
     from espnet_p4q.quant.serialize import atomic_torch_save, tensor_fingerprint
-    from espnet_p4q.tasks.asr_model import load_quantized_asr_model
+    from espnet_p4q.models.asr_model import load_quantized_asr_model
 
     model, _, fp = load_quantized_asr_model(nf4_dir)
     cfg = LoRAConfig.from_yaml(LORA)

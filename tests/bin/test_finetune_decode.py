@@ -8,7 +8,7 @@ import yaml
 
 from espnet_p4q.bin import decode, finetune, quantize
 from espnet_p4q.lora.adapter_io import read_adapter
-from espnet_p4q.tasks.asr_model import load_quantized_asr_model
+from espnet_p4q.models.asr_model import load_quantized_asr_model
 
 
 @pytest.fixture(scope="module")

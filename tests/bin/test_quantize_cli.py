@@ -11,8 +11,8 @@ import yaml
 from espnet_p4q.bin import quantize
 from espnet_p4q.lora.config import LoRAConfig
 from espnet_p4q.lora.inject import count_parameters, inject_lora
+from espnet_p4q.models.asr_model import build_asr_model, espnet_config_from_train_yaml, load_quantized_asr_model
 from espnet_p4q.quant.layers import is_packed
-from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml, load_quantized_asr_model
 
 DEFAULT_TRAIN_CONFIG = "egs2/synth_sa/asr1/conf/train.yaml"
 SIZE_KEYS = {"fp32_bytes", "quantized_bytes", "ratio", "bits_per_param", "fp32_modules", "quantized_modules"}

@@ -16,7 +16,7 @@ from espnet_p4q.edge.runtime import load_recognizer, transcribe
 from espnet_p4q.lora.adapter_io import read_adapter, save_adapter
 from espnet_p4q.lora.config import LoRAConfig
 from espnet_p4q.lora.inject import inject_lora
-from espnet_p4q.tasks.systems import BaseSpec, load_base
+from espnet_p4q.models.base import BaseSpec, load_base
 
 
 @pytest.fixture(scope="module")

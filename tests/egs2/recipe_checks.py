@@ -39,6 +39,16 @@ def env(**extra) -> Dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
 
+def run_data_sh(recipe: Path, args, cwd, corpus_var: str, corpus=None, check: bool = True):
+    """Run RECIPE/local/data.sh ARGS in CWD (the corpus location in the env var CORPUS_VAR)."""
+    extra = {"PYTHON": sys.executable, **({corpus_var: str(corpus)} if corpus is not None else {})}
+    proc = subprocess.run(["bash", str(recipe / "local/data.sh"), *args], cwd=cwd, env=env(**extra),
+                          capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"data.sh failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
 def run_help(recipe: Path) -> str:
     proc = subprocess.run(["./run.sh", "--help"], cwd=recipe, env=env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -103,3 +113,33 @@ def copy_recipe(recipe: Path, root: Path) -> Path:
     shutil.copytree(recipe, copy, symlinks=True,
                     ignore=shutil.ignore_patterns("data", "exp", "dump", "downloads", "RESULTS*"))
     return copy
+
+
+def check_full_size_model(recipe: Path, nbpe: int, tmp_path: Path, n_params: tuple) -> None:
+    """conf/train.yaml through espnet2's own parser and ASRTask.build_model (random weights): a
+    12-block Conformer + 6-block decoder of ``n_params`` (low, high), NF4-friendly shapes, and a
+    rank-4 speaker LoRA under 1% of it."""
+    import torch
+
+    from espnet_p4q.lora.config import LoRAConfig
+    from espnet_p4q.lora.inject import count_parameters, inject_lora
+    from espnet_p4q.models.asr_model import build_asr_model, espnet_config_from_train_yaml
+
+    train = yaml.safe_load((recipe / "conf/train.yaml").read_text())
+    assert train["encoder"] == "conformer" and train["decoder"] == "transformer"
+    assert train["batch_type"] == "numel" and train["use_amp"] is True and train["use_tensorboard"] is False
+    assert train["specaug"] == "specaug" and train["model_conf"]["ctc_weight"] == 0.3
+    tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(nbpe - 3)] + ["<sos/eos>"]
+    config = espnet_config_from_train_yaml(recipe / "conf/train.yaml", tokens, tmp_path / "config.yaml",
+                                           {"normalize": "utterance_mvn", "normalize_conf": {}})
+    model, args = build_asr_model(config)
+    assert args.max_epoch == train["max_epoch"] and args.batch_bins == train["batch_bins"]
+    assert len(model.encoder.encoders) == 12 and len(model.decoder.decoders) == 6
+    assert model.decoder.output_layer.out_features == nbpe
+    n = sum(p.numel() for p in model.parameters())
+    assert n_params[0] < n < n_params[1], n
+    # NF4 blocks of 64 along the input: bitsandbytes' fast 4-bit CPU kernel needs in_features % 64 == 0
+    linears = {name: m.in_features for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    assert linears and all(k % 64 == 0 for k in linears.values()), linears
+    inject_lora(model, LoRAConfig.from_yaml(REPO / "conf/lora/rank4.yaml"))
+    assert 0 < count_parameters(model)["adapter_share"] < 0.01

@@ -38,6 +38,7 @@ import pytest
 import yaml
 
 from espnet_p4q.lora.adapter_io import read_adapter
+from test_pipeline_utils import FAKE_SBATCH  # noqa: E402 - beside this file (tests are no package)
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs2" / "synth_sa" / "asr1"
@@ -172,21 +173,6 @@ def ci_recipe(tmp_path_factory) -> CiRecipe:
 
 EXP_NAME = "asr_train_ci_bpe_unigram50"
 STATS_NAME = "asr_stats_train_ci_bpe_unigram50"
-FAKE_SBATCH = r"""#!/usr/bin/env bash
-# Stand-in for Slurm's sbatch --wait --array=A-B[%M] SCRIPT: runs the tasks here, one by one.
-array="" out=""
-for a in "$@"; do
-  case $a in --array=*) array=${a#--array=} ;; --output=*) out=${a#--output=} ;; esac
-  script=$a
-done
-array=${array%%%*}
-echo "Submitted batch job 4242"
-rc=0
-for (( i = ${array%-*}; i <= ${array#*-}; i++ )); do
-  SLURM_ARRAY_TASK_ID=$i SLURM_ARRAY_JOB_ID=4242 bash "$script" > "${out//%a/$i}" 2>&1 || rc=1
-done
-exit $rc
-"""
 
 
 def stage_times(output: str) -> dict:
@@ -489,7 +475,7 @@ def test_ci_pipeline_end_to_end(ci_recipe, tmp_path):
     assert res.returncode == 0, (res.stdout + res.stderr)[-4000:]
     q = dec / "logdir" / "q"
     assert (q / "decode.sh").exists()
-    assert "Slurm job 4242" in (dec / "logdir" / "decode.1.log").read_text()
+    assert "Slurm job 77" in (dec / "logdir" / "decode.1.log").read_text()
     assert read_ids(dec / "dev" / "text") == read_ids(data / "dev" / "text")
 
 

@@ -28,6 +28,14 @@ def spec_for(path: Path, name="part") -> dl.ArchiveSpec:
     return dl.ArchiveSpec(name, path.name, {"sha256": sha256(data), "md5": hashlib.md5(data).hexdigest()})
 
 
+def mirrored_part(tmp_path: Path, files: dict):
+    """(mirror dir, archive p.tar.gz of ``files`` in it, its spec, an empty download dir path)."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    archive = make_tar(mirror / "p.tar.gz", files)
+    return mirror, archive, spec_for(archive, "p"), tmp_path / "dl"
+
+
 def make_tar(path: Path, files: dict) -> Path:
     with tarfile.open(path, "w:gz") as tar:
         for name, data in files.items():
@@ -257,11 +265,7 @@ def test_extract_keeps_inner_links_and_skips_outside_ones(tmp_path):
 
 
 def test_fetch_download_extract_then_done_offline(tmp_path):
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    archive = make_tar(mirror / "p.tar.gz", {"C/p/a.txt": b"a"})
-    spec = spec_for(archive, "p")
-    dest = tmp_path / "dl"
+    mirror, archive, spec, dest = mirrored_part(tmp_path, {"C/p/a.txt": b"a"})
     assert dl.fetch(spec, [mirror.as_uri()], dest, dest, keep_archive=False) == "fetched"
     assert (dest / "C/p/a.txt").read_bytes() == b"a" and not (dest / "p.tar.gz").exists()
     archive.unlink()  # no mirror any more: a finished part needs none
@@ -279,11 +283,7 @@ def test_fetch_uses_existing_copy_unless_partial_state(tmp_path):
 
 
 def test_fetch_replaces_corrupt_local_archive(tmp_path):
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    archive = make_tar(mirror / "p.tar.gz", {"C/a.txt": b"a"})
-    spec = spec_for(archive, "p")
-    dest = tmp_path / "dl"
+    mirror, archive, spec, dest = mirrored_part(tmp_path, {"C/a.txt": b"a"})
     dest.mkdir()
     (dest / "p.tar.gz").write_bytes(b"truncated")
     assert dl.fetch(spec, [mirror.as_uri()], dest, dest) == "fetched"

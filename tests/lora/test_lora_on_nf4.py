@@ -8,10 +8,10 @@ from espnet_p4q.lora.adapter_io import AdapterError, load_adapter, read_adapter,
 from espnet_p4q.lora.config import LoRAConfig
 from espnet_p4q.lora.inject import count_parameters, inject_lora, reset_adapters
 from espnet_p4q.lora.layers import LoRAWrapper
+from espnet_p4q.models.asr_model import load_fp32_asr_model
 from espnet_p4q.quant.apply import quantize_model
 from espnet_p4q.quant.config import QuantConfig
 from espnet_p4q.quant.serialize import pack_state
-from espnet_p4q.tasks.asr_model import load_fp32_asr_model
 
 NF4 = QuantConfig.from_yaml("conf/quant/nf4.yaml")
 LORA = LoRAConfig.from_yaml("conf/lora/rank4.yaml")

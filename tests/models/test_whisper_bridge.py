@@ -161,7 +161,7 @@ def test_checkpoints_of_espnet2s_unwrapped_model_load_strictly(tiny_whisper_conf
 
     from espnet2.tasks.asr import ASRTask
 
-    from espnet_p4q.tasks.asr_model import resolved_config
+    from espnet_p4q.models.asr_model import resolved_config
 
     with local_whisper():
         plain = ASRTask.build_model(argparse.Namespace(**resolved_config(tiny_whisper_config)))

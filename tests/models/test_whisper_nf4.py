@@ -10,6 +10,7 @@ import torch
 from espnet_p4q.lora.adapter_io import load_adapter, save_adapter
 from espnet_p4q.lora.config import LoRAConfig
 from espnet_p4q.lora.inject import count_parameters, inject_lora, reset_adapters
+from espnet_p4q.models.asr_model import load_quantized_asr_model
 from espnet_p4q.models.tied_embedding import TiedEmbedding
 from espnet_p4q.models.whisper_asr import TOKEN_EMBEDDING, build_whisper_asr_model
 from espnet_p4q.models.whisper_tokens import tokenizer_for
@@ -17,7 +18,6 @@ from espnet_p4q.quant.apply import describe, quantize_model
 from espnet_p4q.quant.config import QuantConfig
 from espnet_p4q.quant.layers import NF4Conv, NF4Embedding, is_packed
 from espnet_p4q.quant.serialize import pack_state, save_quantized
-from espnet_p4q.tasks.asr_model import load_quantized_asr_model
 from tiny_whisper import DIMS, noise_clip, real_base_config, tiny_whisper, tiny_whisper_config  # noqa: F401
 
 NF4 = QuantConfig.from_yaml("conf/quant/nf4_whisper.yaml")

@@ -133,7 +133,7 @@ def tiny_whisper_config(tiny_whisper):
     """An espnet2 config.yaml (as asr_train writes it) of the tiny Whisper in the cache."""
     from espnet_p4q.models.whisper_asr import whisper_train_options
     from espnet_p4q.models.whisper_tokens import token_list, tokenizer_for
-    from espnet_p4q.tasks.asr_model import espnet_config_from_train_yaml
+    from espnet_p4q.models.asr_model import espnet_config_from_train_yaml
 
     cache, _ = tiny_whisper
     tmp = cache.parent
@@ -155,7 +155,7 @@ def real_base_config(tmp: Path) -> Path:
     from espnet_p4q.models.whisper_asr import whisper_train_options
     from espnet_p4q.models.whisper_tokens import token_list, tokenizer_for
     from espnet_p4q.models.whisper_weights import build_checkpoint
-    from espnet_p4q.tasks.asr_model import espnet_config_from_train_yaml
+    from espnet_p4q.models.asr_model import espnet_config_from_train_yaml
 
     build_checkpoint(tmp / "cache", "base")
     (tmp / "train.yaml").write_text(yaml.safe_dump(whisper_train_options(tmp / "cache")))

@@ -19,7 +19,7 @@ from espnet_p4q.quant.layers import (
     on_distinct_rows,
     quantize_module,
 )
-from espnet_p4q.tasks.asr_model import load_fp32_asr_model
+from espnet_p4q.models.asr_model import load_fp32_asr_model
 
 BF16 = layers.has_avx512bf16()
 NF4 = QuantConfig.from_yaml("conf/quant/nf4.yaml")

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from conftest import model_outputs
+from espnet_p4q.models.asr_model import build_asr_model, load_fp32_asr_model
 from espnet_p4q.patterns import PatternError
 from espnet_p4q.quant.apply import describe, quantize_model
 from espnet_p4q.quant.config import QuantConfig
 from espnet_p4q.quant.layers import NF4Conv, NF4Embedding, is_packed
 from espnet_p4q.quant.serialize import QuantizedModelError, load_packed_into, read_quantized, save_quantized
-from espnet_p4q.tasks.asr_model import build_asr_model, load_fp32_asr_model
 
 NF4_ALL = QuantConfig.from_yaml("conf/quant/nf4.yaml")
 

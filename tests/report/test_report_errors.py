@@ -9,9 +9,9 @@ import pytest
 from report_fixtures import MANIFEST, write_json
 
 from espnet_p4q.bin import make_results
+from espnet_p4q.report.json_fields import ReportError
 from espnet_p4q.report.manifest import load_manifest
 from espnet_p4q.report.results import build_results
-from espnet_p4q.report.validate import ReportError
 from espnet_p4q.scoring.trn import TranscriptError
 
 

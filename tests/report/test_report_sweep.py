@@ -8,8 +8,8 @@ import pytest
 from report_fixtures import write_json
 
 from espnet_p4q.bin import plot_sweep
+from espnet_p4q.report.json_fields import ReportError
 from espnet_p4q.report.sweep import load_points, score_points
-from espnet_p4q.report.validate import ReportError
 
 POINTS = {
     "data_dir": "data", "x_name": "adaptation utterances",

@@ -5,7 +5,7 @@ import random
 
 import torch
 
-from espnet_p4q.tasks.asr_model import resolved_config
+from espnet_p4q.models.asr_model import resolved_config
 from espnet_p4q.train.data import UtteranceSet
 
 

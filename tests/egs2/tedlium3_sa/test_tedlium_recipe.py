@@ -20,12 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recipe_checks import (ADAPT_CONFIGS, REPO, check_adaptation_config, check_decode_config,  # noqa: E402
-                           check_help, check_layout, copy_recipe, env, load_module, option, run_help)
+                           check_full_size_model, check_help, check_layout, copy_recipe, env, load_module, option, run_help)
 
 RECIPE = REPO / "egs2/tedlium3_sa/asr1"
 NBPE = 500
@@ -70,30 +68,7 @@ def test_local_data_opts_are_accepted_by_data_sh(help_text, tmp_path):
 
 
 def test_train_config_builds_full_size_model(tmp_path):
-    """conf/train.yaml through espnet2's own parser and ASRTask.build_model (random weights)."""
-    from espnet_p4q.lora.config import LoRAConfig
-    from espnet_p4q.lora.inject import count_parameters, inject_lora
-    from espnet_p4q.tasks.asr_model import build_asr_model, espnet_config_from_train_yaml
-
-    train = yaml.safe_load((RECIPE / "conf/train.yaml").read_text())
-    assert train["encoder"] == "conformer" and train["decoder"] == "transformer"
-    assert train["batch_type"] == "numel" and train["use_amp"] is True and train["use_tensorboard"] is False
-    assert train["specaug"] == "specaug" and train["model_conf"]["ctc_weight"] == 0.3
-    tokens = ["<blank>", "<unk>"] + [f"t{i}" for i in range(NBPE - 3)] + ["<sos/eos>"]
-    config = espnet_config_from_train_yaml(RECIPE / "conf/train.yaml", tokens, tmp_path / "config.yaml",
-                                           {"normalize": "utterance_mvn", "normalize_conf": {}})
-    model, args = build_asr_model(config)
-    assert args.max_epoch == train["max_epoch"] and args.batch_bins == train["batch_bins"]
-    assert len(model.encoder.encoders) == 12 and len(model.decoder.decoders) == 6
-    assert model.decoder.output_layer.out_features == NBPE
-    n = sum(p.numel() for p in model.parameters())
-    assert 28e6 < n < 36e6, n  # 30.8 M
-    # NF4 blocks of 64 along the input: bitsandbytes' fast 4-bit CPU kernel needs in_features % 64 == 0
-    linears = {name: m.in_features for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    assert linears and all(k % 64 == 0 for k in linears.values()), linears
-    # the rank-4 speaker LoRA stays well under 1% of the base
-    inject_lora(model, LoRAConfig.from_yaml(REPO / "conf/lora/rank4.yaml"))
-    assert 0 < count_parameters(model)["adapter_share"] < 0.01
+    check_full_size_model(RECIPE, NBPE, tmp_path, (28e6, 36e6))  # 30.8 M
 
 
 @pytest.mark.parametrize("name", ADAPT_CONFIGS)

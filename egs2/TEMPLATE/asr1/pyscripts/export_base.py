@@ -36,7 +36,7 @@ def sha256(path: Path) -> str:
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(description=__doc__)
     p.add_argument("--exp_dir", type=Path, required=True, help="exp/asr_<tag> of a finished stage 5")
     p.add_argument("--output_dir", type=Path, required=True)
     p.add_argument("--train_config", type=Path, help="the training YAML given to stage 5 (recorded)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Choose adaptation hyperparameters on the TUNING speakers: a grid of learning rates / epochs.
 
-For every grid point this adapts each tuning speaker (espnet_p4q.finetuning), decodes its test
+For every grid point this adapts each tuning speaker (espnet_p4q.train.finetuner), decodes its test
 set (espnet_p4q.decoding) and pools the WER over the speakers; it prints a table and writes it
 to OUTPUT_DIR/tune.tsv (the best row last marked '*'). Everything runs in this one process, so
 espnet2 is imported once. Speakers of the evaluation list are refused: their numbers are what
@@ -26,23 +26,19 @@ from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_grid import (add_speaker_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
+from tuning_grid import (add_common_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
                          tuning_speakers, write_table)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--exp_dir", type=Path, required=True,
-                   help="exp/asr_<tag> with config.yaml, base.pth, nf4/ and lora_pretrain/ (stages 5-7)")
+    p = ArgumentParser(description=__doc__)
+    add_common_args(p, "exp/asr_<tag> with config.yaml, base.pth, nf4/ and lora_pretrain/ (stages 5-7)",
+                    "KEY=V1,V2,... for keys of the train conf (the grid overrides them)")
     p.add_argument("--system", required=True, help="a per-speaker system of the registry")
     p.add_argument("--systems_conf", type=Path, default=None, help="the registry (default: conf/systems.yaml)")
-    p.add_argument("--train_conf", type=Path, required=True, help="the system's adaptation YAML (grid overrides it)")
-    p.add_argument("--grid", nargs="+", required=True, help="KEY=V1,V2,... for keys of the train conf")
+    p.add_argument("--train_conf", type=Path, required=True, help="the system's adaptation YAML")
     p.add_argument("--lora_conf", type=Path, default=None, help="LoRA YAML (LoRA systems)")
-    p.add_argument("--decode_config", type=Path, required=True)
-    add_speaker_args(p)
     p.add_argument("--n_utts", type=int, default=0, help="adaptation utterances per speaker (0: all)")
-    p.add_argument("--output_dir", type=Path, required=True)
     return p
 
 
@@ -54,11 +50,11 @@ def main(argv=None) -> int:
 
     from espnet_p4q.config_check import read_yaml_mapping
     from espnet_p4q.decoding import SpeakerDecoder
-    from espnet_p4q.finetuning import Finetuner
+    from espnet_p4q.train.finetuner import Finetuner
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.report.wer import read_references
     from espnet_p4q.systems import DEFAULT_REGISTRY, load_registry, select
-    from espnet_p4q.tasks.systems import BaseSpec
+    from espnet_p4q.models.base import BaseSpec
     from espnet_p4q.train.loop import TrainConfig
 
     exp = args.exp_dir

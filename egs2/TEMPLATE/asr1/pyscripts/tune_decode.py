@@ -22,17 +22,14 @@ from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_grid import (add_speaker_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
+from tuning_grid import (add_common_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
                          tuning_speakers, write_table)
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--exp_dir", type=Path, required=True, help="exp/asr_<tag> with config.yaml and base.pth")
-    p.add_argument("--decode_config", type=Path, required=True, help="decoding YAML (the grid overrides it)")
-    p.add_argument("--grid", nargs="+", required=True, help="KEY=V1,V2,... for keys of the decoding YAML")
-    add_speaker_args(p)
-    p.add_argument("--output_dir", type=Path, required=True)
+    p = ArgumentParser(description=__doc__)
+    add_common_args(p, "exp/asr_<tag> with config.yaml and base.pth",
+                    "KEY=V1,V2,... for keys of the decoding YAML (the grid overrides them)")
     return p
 
 
@@ -45,7 +42,7 @@ def main(argv=None) -> int:
     from espnet_p4q.config_check import read_yaml_mapping
     from espnet_p4q.decoding import SpeakerDecoder
     from espnet_p4q.report.wer import read_references
-    from espnet_p4q.tasks.systems import BaseSpec
+    from espnet_p4q.models.base import BaseSpec
 
     base = BaseSpec("fp32", args.exp_dir / "config.yaml", args.exp_dir / "base.pth")
     base_conf = read_yaml_mapping(args.decode_config)

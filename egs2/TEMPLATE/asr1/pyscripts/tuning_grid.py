@@ -35,10 +35,16 @@ def parse_grid(items: List[str]) -> List[Dict[str, float]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def add_speaker_args(p: argparse.ArgumentParser) -> None:
+def add_common_args(p: argparse.ArgumentParser, exp_help: str, grid_help: str) -> None:
+    """The options both tuning scripts take: the experiment, the decoding config, the grid, the
+    speaker lists and the output directory."""
+    p.add_argument("--exp_dir", type=Path, required=True, help=exp_help)
+    p.add_argument("--decode_config", type=Path, required=True, help="decoding YAML")
+    p.add_argument("--grid", nargs="+", required=True, help=grid_help)
     p.add_argument("--data_dir", type=Path, default=Path("data"))
     p.add_argument("--tune_list", type=Path, default=Path("data/sa_tune.list"))
     p.add_argument("--eval_list", type=Path, default=Path("data/sa_eval.list"))
+    p.add_argument("--output_dir", type=Path, required=True)
 
 
 def tuning_speakers(tune_list: Path, eval_list: Path) -> List[str]:

@@ -31,31 +31,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-jobvar="" first=1 last=1
-if [[ $# -gt 0 && $1 =~ ^([A-Za-z_][A-Za-z0-9_]*)=([0-9]+):([0-9]+)$ ]]; then
-  jobvar=${BASH_REMATCH[1]} first=${BASH_REMATCH[2]} last=${BASH_REMATCH[3]}
-  shift
-  if [ "$last" -lt "$first" ]; then echo "$0: empty job range $jobvar=$first:$last" >&2; exit 2; fi
-elif [[ $# -gt 0 && $1 =~ ^[A-Za-z_][A-Za-z0-9_]*=[0-9]+$ ]]; then
-  jobvar=${1%%=*} first=${1#*=} last=$first
-  shift
-fi
-if [ $# -lt 2 ]; then
-  echo "usage: $0 [options] [JOB=1:N] LOGFILE COMMAND [ARGS...]" >&2; exit 2
-fi
-logfile=$1; shift
-if [ -n "$jobvar" ] && [[ $logfile != *"$jobvar"* ]] && [ "$first" != "$last" ]; then
-  echo "$0: the log file name must contain $jobvar when running several jobs: $logfile" >&2; exit 2
-fi
-
-cmd=""
-for word in "$@"; do
-  if [[ $word =~ [[:space:]] || -z $word ]]; then
-    printf -v word '%q' "$word"
-  fi
-  cmd+="$word "
-done
-cmd=${cmd% }
+# shellcheck source=utils/job_args.sh
+. "$(dirname "${BASH_SOURCE[0]}")/job_args.sh"
 
 statusdir=$(mktemp -d "${TMPDIR:-/tmp}/run_local.XXXXXX")
 
@@ -117,12 +94,7 @@ if [ ${#failed[@]} -gt 0 ]; then
   first_log=$logfile
   [ -n "$jobvar" ] && first_log=${logfile//$jobvar/${failed[0]}}
   n=$((last - first + 1))
-  echo "$0: ${#failed[@]} / $n failed (jobs: ${failed[*]}), log is in $first_log" >&2
-  if [ -f "$first_log" ]; then
-    echo "---- last lines of $first_log ----" >&2
-    tail -n 20 "$first_log" >&2
-    echo "----" >&2
-  fi
+  show_failure "${#failed[@]} / $n failed (jobs: ${failed[*]})" "$first_log"
   exit 1
 fi
 exit 0

@@ -60,29 +60,8 @@ Environment: LIBRISPEECH (overrides db.sh), PYTHON (interpreter, default python3
 EOF
 }
 
-die() { echo "$0: $*" >&2; exit 2; }
-log() { echo "[data.sh $(date +%H:%M:%S)] $*" >&2; }
-
-while [ $# -gt 0 ]; do
-  case $1 in
-    -h|--help) . "$recipe/db.sh"; usage; exit 0 ;;
-    --*=*) die "use '--name value', not '$1'" ;;
-    --*)
-      name=${1#--}; name=${name//-/_}
-      [[ " $options " == *" $name "* ]] || die "unknown option $1 (see --help)"
-      [ $# -ge 2 ] || die "option $1 needs a value"
-      printf -v "$name" '%s' "$2"; shift 2 ;;
-    *) die "unexpected argument '$1' (see --help)" ;;
-  esac
-done
-for b in include_test_clean sa_extract_all keep_archives; do
-  [[ ${!b} == true || ${!b} == false ]] || die "--$b must be true or false, got '${!b}'"
-done
-[[ $sa_partition == paper || $sa_partition == ordered ]] || die "--sa_partition must be paper or ordered, got '$sa_partition'"
-for n in n_adapt n_dev; do
-  [[ ${!n} =~ ^[0-9]+$ ]] || die "--$n must be a number, got '${!n}'"
-done
-if [[ $sa_partition == ordered && $n_adapt == 0 ]]; then die "--sa_partition ordered needs --n_adapt >= 1"; fi
+# shellcheck source=../../../../local/data_sh_head.sh
+. "$repo/local/data_sh_head.sh" "$@"
 if [[ $sa_partition == paper ]] && [ ! -f "$partition" ]; then die "--partition $partition: no such file"; fi
 
 . "$recipe/db.sh"

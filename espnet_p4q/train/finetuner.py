@@ -27,7 +27,7 @@ class Finetuner:
                  lora_config: Optional[LoRAConfig] = None, init_adapter: Optional[Path] = None,
                  device: str = "cpu"):
         from espnet_p4q.lora.inject import count_parameters, inject_lora
-        from espnet_p4q.tasks.systems import BaseSpec, fp32_model_from_packed, load_base
+        from espnet_p4q.models.base import BaseSpec, fp32_model_from_packed, load_base
 
         if mode not in ("lora", "full"):
             raise ValueError(f"mode must be lora or full, got {mode!r}")
@@ -100,7 +100,7 @@ class Finetuner:
         from espnet_p4q.lora.adapter_io import save_adapter
         from espnet_p4q.quant.apply import quantize_model
         from espnet_p4q.quant.serialize import atomic_torch_save, non_finite_names
-        from espnet_p4q.tasks.asr_model import build_asr_model, save_packed_dir
+        from espnet_p4q.models.asr_model import build_asr_model, save_packed_dir
 
         if self.mode == "lora":
             save_adapter(self.model, out / "adapter.pth", self.base.fingerprint, self.lcfg, meta)

@@ -17,7 +17,7 @@ from espnet_p4q.fileio import InputError
 from espnet_p4q.quant.config import QuantConfig
 from espnet_p4q.quant.layers import is_packed
 from espnet_p4q.quant.serialize import base_state, tensor_fingerprint
-from espnet_p4q.tasks.asr_model import (
+from espnet_p4q.models.asr_model import (
     CONFIG_NAME,
     build_asr_model,
     load_fp32_asr_model,
@@ -53,7 +53,7 @@ class LoadedBase:
 
 def load_base(spec: BaseSpec, into: Optional[torch.nn.Module] = None) -> LoadedBase:
     """Load the base of ``spec`` (into an already built model, in place, when given)."""
-    from espnet_p4q.tasks.asr_model import load_checkpoint_into, resolved_config
+    from espnet_p4q.models.asr_model import load_checkpoint_into, resolved_config
 
     args = argparse.Namespace(**resolved_config(spec.config))
     if spec.kind == "nf4":

@@ -1,1 +1,0 @@
-"""Glue to espnet2: build ESPnet ASR models, load packed bases, attach adapters."""
