@@ -124,7 +124,7 @@ def prepare_models(args) -> dict:
 
 def load_system(name: str, paths: dict, decode_conf: dict):
     """An espnet2 Speech2Text whose model holds the system's weights (as espnet_p4q.bin.decode)."""
-    from espnet_p4q.edge.runtime import speech2text
+    from espnet_p4q.decoding import speech2text
     from espnet_p4q.lora.adapter_io import load_adapter, read_adapter
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.lora.inject import inject_lora

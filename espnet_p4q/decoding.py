@@ -16,10 +16,30 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
+import yaml
 
 from espnet_p4q.data.audio import load_audio
 from espnet_p4q.fileio import InputError
 from espnet_p4q.models.base import BaseSpec
+
+
+def speech2text(config_path: Path, decode_conf: Dict, device: str = "cpu"):
+    """An espnet2 Speech2Text with the structure of ``config_path``; the caller loads the weights.
+
+    The config's file references (BPE model, feature statistics) may be relative to its directory.
+    """
+    from espnet2.bin.asr_inference import Speech2Text
+
+    from espnet_p4q.models.asr_model import resolved_config
+
+    cfg = resolved_config(Path(config_path))
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
+        yaml.safe_dump(cfg, tmp)
+    try:
+        return Speech2Text(asr_train_config=tmp.name, asr_model_file=None, device=device,
+                           bpemodel=cfg.get("bpemodel"), **decode_conf)
+    finally:
+        os.unlink(tmp.name)
 
 
 class SpeakerDecoder:
@@ -57,20 +77,9 @@ class SpeakerDecoder:
         return self.adapter_dir is not None or self.model_dir is not None
 
     def _speech2text(self, spec: BaseSpec):
-        import yaml
-        from espnet2.bin.asr_inference import Speech2Text
-
-        from espnet_p4q.models.asr_model import resolved_config
         from espnet_p4q.models.base import load_base
 
-        cfg = resolved_config(spec.config)
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
-            yaml.safe_dump(cfg, tmp)
-        try:
-            s2t = Speech2Text(asr_train_config=tmp.name, asr_model_file=None, device=self.device,
-                              bpemodel=cfg.get("bpemodel"), **self.decode_conf)
-        finally:
-            os.unlink(tmp.name)
+        s2t = speech2text(spec.config, self.decode_conf, self.device)
         base = load_base(spec, into=s2t.asr_model)
         s2t.asr_model.to(self.device).eval()
         return s2t, base

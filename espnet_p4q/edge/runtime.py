@@ -12,42 +12,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import yaml
-
 from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.config_check import read_yaml_mapping
+from espnet_p4q.decoding import speech2text
 from espnet_p4q.fileio import InputError
 
 MANIFEST = "manifest.json"
 DECODE_CONFIG = "decode.yaml"
 ADAPTER = "adapter.pth"
-
-
-def speech2text(config_path: Path, decode_conf: Dict, device: str = "cpu"):
-    """An espnet2 Speech2Text with the structure of ``config_path``; the caller loads the weights.
-
-    The config's file references (BPE model, feature statistics) may be relative to its directory.
-    """
-    from espnet2.bin.asr_inference import Speech2Text
-
-    from espnet_p4q.models.asr_model import resolved_config
-
-    cfg = resolved_config(Path(config_path))
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
-        yaml.safe_dump(cfg, tmp)
-    try:
-        return Speech2Text(asr_train_config=tmp.name, asr_model_file=None, device=device,
-                           bpemodel=cfg.get("bpemodel"), **decode_conf)
-    finally:
-        os.unlink(tmp.name)
 
 
 def read_manifest(package: Path) -> Dict:
