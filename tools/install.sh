@@ -22,15 +22,20 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${P4Q_VENV:-$root/venv}
 system_packages=auto
 relock=false
+need_value() { [ "$2" -ge 2 ] || { echo "$0: error: option $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
-    --venv) venv=$2; shift 2 ;;
-    --with-system-packages) system_packages=$2; shift 2 ;;
+    --venv) need_value "$1" $#; venv=$2; shift 2 ;;
+    --with-system-packages) need_value "$1" $#; system_packages=$2; shift 2 ;;
     --relock) relock=true; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "$0: unknown option $1" >&2; usage >&2; exit 2 ;;
+    *) echo "$0: error: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+case $system_packages in
+  auto|true|false) ;;
+  *) echo "$0: error: --with-system-packages takes true or false, not '$system_packages'" >&2; exit 2 ;;
+esac
 
 log() { echo "[install $(date +%H:%M:%S)] $*" >&2; }
 

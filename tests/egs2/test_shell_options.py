@@ -57,3 +57,19 @@ def test_top_level_run_sh_checks_recipe_options_before_installing():
     assert res.stderr.strip().splitlines() == ["./p4q.sh: error: --stage takes a non-negative integer, not 'abc' "
                                                "(see ./p4q.sh --help)"]
     assert "[install" not in res.stderr
+
+
+@pytest.mark.parametrize("cmd, message", [
+    ([str(REPO / "tools/install.sh"), "--venv"], "option --venv needs a value"),
+    ([str(REPO / "tools/install.sh"), "--with-system-packages", "maybe"],
+     "--with-system-packages takes true or false, not 'maybe'"),
+    ([str(REPO / "egs2/TEMPLATE/asr1/utils/run_local.sh"), "--max_jobs_run", "x", "log", "true"],
+     "--max_jobs_run takes a non-negative integer, not 'x'"),
+    (["bash", "local/data.sh", "--nj", "abc"], "argument --nj: invalid int value: 'abc'"),
+    (["bash", "local/data.sh", "--config"], "--config needs a value"),
+])
+def test_other_entry_points_refuse_bad_values(cmd, message, tmp_path):
+    res = run(cmd, RECIPE)
+    assert res.returncode != 0
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], res.stderr

@@ -30,6 +30,9 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
+if ! [[ $max_jobs_run =~ ^[0-9]+$ ]]; then
+  echo "$0: --max_jobs_run takes a non-negative integer, not '$max_jobs_run'" >&2; exit 2
+fi
 
 # shellcheck source=utils/job_args.sh
 . "$(dirname "${BASH_SOURCE[0]}")/job_args.sh"

@@ -23,12 +23,13 @@ from corpus_plan import DEV, TRAIN, Plan, load_config, make_plan, tts_text  # no
 from corpus_stats import corpus_stats  # noqa: E402
 from corpus_synth import SpeakerJob, SynthItem, synth_all  # noqa: E402
 from corpus_voices import voice_for  # noqa: E402
+from espnet_p4q.cli import ArgumentParser, guarded  # noqa: E402
 from espnet_p4q.data.kaldi_dir import Utterance, write_data_dir  # noqa: E402
 from espnet_p4q.data.validate import check_data_dirs  # noqa: E402
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--config", default="conf/data.yaml")
     p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
     p.add_argument("--nj", type=int, default=2, help="parallel synthesis processes")
@@ -111,6 +112,7 @@ def write_outputs(plan: Plan, audio_dir: Path, data_dir: Path) -> List[Path]:
     return dirs
 
 
+@guarded("build_corpus.py")
 def main(argv: List[str] | None = None) -> int:
     args = get_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # let the pool be torn down

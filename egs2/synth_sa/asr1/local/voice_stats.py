@@ -12,7 +12,6 @@ Writes <data_dir>/local/voice_stats.json and prints a table.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import soundfile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from espnet_p4q.cli import ArgumentParser, guarded  # noqa: E402
 from espnet_p4q.data.kaldi_dir import Utterance, read_data_dir  # noqa: E402
 
 SR, N_FFT, HOP, N_MELS = 16000, 400, 160, 40
@@ -102,8 +102,9 @@ def speaker_profile(utts: List[Utterance], fb: np.ndarray) -> dict:
             "speech_s_per_word": secs / max(words, 1)}
 
 
+@guarded("voice_stats.py")
 def main(argv: List[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data_dir", default="data")
     p.add_argument("--n_utts", type=int, default=20)
     args = p.parse_args(argv)
