@@ -143,3 +143,30 @@ def check_full_size_model(recipe: Path, nbpe: int, tmp_path: Path, n_params: tup
     assert linears and all(k % 64 == 0 for k in linears.values()), linears
     inject_lora(model, LoRAConfig.from_yaml(REPO / "conf/lora/rank4.yaml"))
     assert 0 < count_parameters(model)["adapter_share"] < 0.01
+
+
+def check_paper_scale_help(recipe: Path, help_text: str, nbpe: int) -> None:
+    """run.sh --help of a paper-scale recipe: its stages and the defaults both recipes share."""
+    check_help(recipe, help_text, {
+        "nbpe": str(nbpe), "token_type": "bpe", "bpemode": "unigram", "train_set": "train", "valid_set": "dev",
+        "train_config": "conf/train.yaml", "inference_config": "conf/decode.yaml", "n_adapt": "0",
+        "systems": "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32",
+        "lora_pretrain_config": "conf/lora_pretrain.yaml", "adapt_lora_config": "conf/adapt_lora.yaml",
+        "adapt_scratch_config": "conf/adapt_lora_scratch.yaml", "adapt_fft_config": "conf/adapt_fft.yaml",
+        "pretrained_model": "",
+    })
+
+
+def check_sa_data_opts(recipe: Path, help_text: str, tmp_path: Path, smallest_train_split: int) -> list:
+    """--local_data_opts of a paper-scale recipe: the authors' partition, its whole train split,
+    sweep points within the smallest split, and data.sh accepting them (stage 99: options parsed and
+    checked, nothing runs). Returns the options."""
+    import shlex
+
+    opts = shlex.split(option(help_text, "local_data_opts"))
+    assert opts[opts.index("--sa_partition") + 1] == "paper" and "--n_adapt" not in opts  # whole train split
+    assert max(int(n) for n in option(help_text, "sweep_n_adapt").split()) <= smallest_train_split
+    proc = subprocess.run(["bash", str(recipe / "local/data.sh"), *opts, "--stage", "99"], cwd=tmp_path,
+                          env=env(PYTHON=sys.executable), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return opts
