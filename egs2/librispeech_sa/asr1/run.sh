@@ -2,7 +2,8 @@
 # librispeech_sa: speaker adaptation of an NF4-quantised Conformer AED with per-speaker LoRA (P4Q)
 # on LibriSpeech, paper scale: base model on train-clean-100, 10 held-out readers of
 # train-clean-360 (conf/sa_speakers.txt; 2 tune, 8 report, conf/sa_split.yaml). Options of this
-# corpus below; anything given on the command line overrides them (./run.sh --help lists all).
+# corpus below, after those both paper-scale recipes share (../../TEMPLATE/asr1/paper_scale.conf);
+# anything given on the command line overrides them (./run.sh --help lists all).
 #
 #   ./run.sh                                   stages 1-11: data (downloads ~30 GB unless db.sh /
 #                                              $LIBRISPEECH points at a copy), tokens, stats, base
@@ -29,17 +30,7 @@
 set -euo pipefail
 
 ./p4q.sh \
+  --config ../../TEMPLATE/asr1/paper_scale.conf \
   --local_data_opts "--audio path --sa_partition paper" \
-  --train_set train \
-  --valid_set dev \
-  --token_type bpe \
-  --bpemode unigram \
   --nbpe 5000 \
-  --train_config conf/train.yaml \
-  --inference_config conf/decode.yaml \
-  --num_workers 4 \
-  --nj 16 \
-  --systems "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32" \
-  --n_adapt 0 \
-  --sweep_n_adapt "5 10 20 30" \
   "$@"

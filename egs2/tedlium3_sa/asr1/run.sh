@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tedlium3_sa: speaker adaptation of an NF4-quantised Conformer AED with per-speaker LoRA (P4Q)
 # on TED-LIUM 3, paper scale: base model on the ~452 h of training talks, 16 held-out talks
-# (conf/sa_talks.txt; 4 tune, 12 report, conf/sa_split.yaml). Options of this corpus below;
-# anything given on the command line overrides them (./run.sh --help lists all).
+# (conf/sa_talks.txt; 4 tune, 12 report, conf/sa_split.yaml). Options of this corpus below, after
+# those both paper-scale recipes share (../../TEMPLATE/asr1/paper_scale.conf); anything given on
+# the command line overrides them (./run.sh --help lists all).
 #
 #   ./run.sh                                   stages 1-11: data (downloads 51 GB unless db.sh /
 #                                              $TEDLIUM3 points at a copy), tokens, stats, base
@@ -35,17 +36,7 @@
 set -euo pipefail
 
 ./p4q.sh \
+  --config ../../TEMPLATE/asr1/paper_scale.conf \
   --local_data_opts "--dump_dir dump/audio --dump_nj 16 --unk drop --sa_partition paper" \
-  --train_set train \
-  --valid_set dev \
-  --token_type bpe \
-  --bpemode unigram \
   --nbpe 500 \
-  --train_config conf/train.yaml \
-  --inference_config conf/decode.yaml \
-  --num_workers 4 \
-  --nj 16 \
-  --systems "fp32 nf4 lora_pretrain_nf4 p4q lora_scratch_nf4 fft_nf4 fft_fp32" \
-  --n_adapt 0 \
-  --sweep_n_adapt "5 10 20 30" \
   "$@"
