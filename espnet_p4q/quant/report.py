@@ -19,6 +19,13 @@ def fp_modules(report: QuantReport) -> Dict[str, int]:
     return dict(grouped)
 
 
+def _bits_per_module(report: QuantReport) -> Dict[str, Dict[str, Any]]:
+    """{module: nominal NormalFloat bits, weights, and stored bits per weight (scales included)}."""
+    return {name: {"bits": b["bits"], "params": b["params"],
+                   "stored_bits_per_param": round(8.0 * b["bytes"] / max(b["params"], 1), 4)}
+            for name, b in report.module_bits.items()}
+
+
 def size_report(
     report: QuantReport, fp32_file: Path, quantized_file: Path, fingerprint: str
 ) -> Dict[str, Any]:
@@ -42,6 +49,7 @@ def size_report(
         "weights_memory_quantized_bytes": report.weight_bytes,
         "weights_memory_ratio": round(4 * total / max(report.weight_bytes, 1), 4),
         "quantized_modules": report.quantized_modules,
+        "bits_per_module": _bits_per_module(report),
         "fp32_modules": fp_modules(report),
         "fingerprint": fingerprint,
     }

@@ -3,10 +3,12 @@
 File layout (one ``torch.save`` dict, no pickled classes):
 - ``format``/``version``: identifies the file;
 - ``quant_config``: the QuantConfig used;
-- ``modules``: {module name: kind and hyper-parameters} for every packed module;
+- ``modules``: {module name: kind and hyper-parameters} for every packed module (NF4 kinds
+  ``linear``/``conv1d``/``conv2d``/``embedding``; k-bit NormalFloat kinds ``kbit_*`` with their
+  ``bits`` and ``blocksize``, see espnet_p4q.quant.kbit_layers);
 - ``tensors``: the model's state dict in which packed modules keep bitsandbytes' layout
   (``weight`` uint8 plus ``weight.absmax`` etc.), except that the code books every layer shares
-  (``quant_map``, ``nested_quant_map``) are stored once under ``shared``. On disk all tensors are
+  (``quant_map``, ``nested_quant_map``, ``nf<k>_map``) are stored once under ``shared``. On disk all tensors are
   concatenated into one byte blob with an index: a zip entry per tensor costs about 300 bytes,
   which for a small model is 8% of the 4-bit file;
 - ``fingerprint``: SHA-256 over all tensors, so adapters can name the base they were trained on.
@@ -28,11 +30,13 @@ import torch
 
 from espnet_p4q.patterns import replace_module
 from espnet_p4q.quant.config import QuantConfig
+from espnet_p4q.quant.kbit import KBIT_WIDTHS, code_key
+from espnet_p4q.quant.kbit_layers import is_kbit, kbit_kind, restore_kbit
 from espnet_p4q.quant.layers import NF4Conv, NF4Embedding, empty_linear4bit, is_packed, restore_weight
 
 FORMAT = "espnet_p4q.packed4bit"
 VERSION = 1
-_SHARED_KEYS = ("quant_map", "nested_quant_map")
+_SHARED_KEYS = ("quant_map", "nested_quant_map") + tuple(code_key(k) for k in KBIT_WIDTHS)
 
 
 class QuantizedModelError(RuntimeError):
@@ -58,6 +62,8 @@ def tensor_fingerprint(tensors: Dict[str, torch.Tensor]) -> str:
 
 
 def _module_kind(m: torch.nn.Module) -> Dict[str, Any]:
+    if is_kbit(m):
+        return kbit_kind(m)
     if isinstance(m, bnb.nn.Linear4bit):
         return {"kind": "linear", "compute_dtype": str(m.compute_dtype).replace("torch.", "")}
     if isinstance(m, NF4Conv):
@@ -74,7 +80,7 @@ def base_state(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
 
 def pack_state(model: torch.nn.Module, quant_config: QuantConfig) -> Dict[str, Any]:
     """The serialisable dict of a quantised model (see module docstring)."""
-    modules = {n: _module_kind(m) for n, m in model.named_modules() if is_packed(m)}
+    modules = {n: _module_kind(m) for n, m in model.named_modules() if is_packed(m) or is_kbit(m)}
     tensors, shared = {}, {}
     for key, t in base_state(model).items():
         owner, _, leaf = key.partition(".weight.")
@@ -170,10 +176,12 @@ def read_quantized(path: os.PathLike) -> Dict[str, Any]:
     return payload
 
 
-def _packed_stats(tensors: Dict[str, torch.Tensor], shared, name: str) -> Tuple[torch.Tensor, Dict]:
+def _packed_stats(tensors: Dict[str, torch.Tensor], shared, name: str, kbit: bool) -> Tuple[torch.Tensor, Dict]:
     prefix = f"{name}.weight."
     stats = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-    stats.update({k: v for k, v in shared.items() if k != "nested_quant_map" or "nested_absmax" in stats})
+    kbit_maps = {code_key(k) for k in KBIT_WIDTHS}  # bitsandbytes refuses keys it does not know
+    stats.update({k: v for k, v in shared.items()
+                  if (k != "nested_quant_map" or "nested_absmax" in stats) and (kbit or k not in kbit_maps)})
     return tensors[f"{name}.weight"], stats
 
 
@@ -190,9 +198,14 @@ def load_packed_into(model: torch.nn.Module, payload: Dict[str, Any]) -> QuantCo
             old = model.get_submodule(name)
         except AttributeError as e:
             raise QuantizedModelError(f"the model has no module {name!r} stored in the file") from e
-        packed, stats = _packed_stats(tensors, shared, name)
         kind = spec["kind"]
-        if kind == "linear":
+        packed, stats = _packed_stats(tensors, shared, name, kind.startswith("kbit_"))
+        if kind.startswith("kbit_"):
+            try:
+                new = restore_kbit(old, spec, packed, stats)
+            except (KeyError, ValueError) as e:
+                raise QuantizedModelError(f"{name}: incomplete k-bit module data ({e})") from e
+        elif kind == "linear":
             new = empty_linear4bit(old.in_features, old.out_features, old.bias is not None, spec["compute_dtype"], cfg)
             new.weight = restore_weight(packed, stats, module=new)
             if old.bias is not None:
@@ -203,9 +216,10 @@ def load_packed_into(model: torch.nn.Module, payload: Dict[str, Any]) -> QuantCo
             new = NF4Embedding(old, restore_weight(packed, stats), spec["compute_dtype"])
         else:
             raise QuantizedModelError(f"unknown packed module kind {kind!r} for {name}")
-        if tuple(new.weight.quant_state.shape) != tuple(old.weight.shape):
+        stored = new.kstate.shape if is_kbit(new) else new.weight.quant_state.shape
+        if tuple(stored) != tuple(old.weight.shape):
             raise QuantizedModelError(
-                f"{name}: stored shape {tuple(new.weight.quant_state.shape)} does not fit the "
+                f"{name}: stored shape {tuple(stored)} does not fit the "
                 f"model's {tuple(old.weight.shape)}"
             )
         replace_module(model, name, new)
