@@ -160,3 +160,27 @@ def test_lora_injection_wraps_kbit_linears_and_trains(tiny_model_files, speech_b
     loss.backward()
     assert wrapped.lora_B.grad.abs().sum() > 0  # B starts at zero, so the gradient reaches B first
     assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+
+
+def test_quantize_cli_with_a_mixed_yaml(tiny_model_files, tmp_path, speech_batch):
+    import json
+
+    import yaml
+
+    from espnet_p4q.bin import quantize
+    from espnet_p4q.models.asr_model import load_quantized_asr_model
+
+    conf = tmp_path / "mixed.yaml"
+    conf.write_text(yaml.safe_dump(MIXED.to_dict()))
+    out = tmp_path / "mixed"
+    config, model_file = tiny_model_files
+    assert quantize.main(["--asr_train_config", str(config), "--asr_model_file", str(model_file),
+                          "--quant_conf", str(conf), "--output_dir", str(out)]) == 0
+    size = json.loads((out / "size.json").read_text())
+    per = size["bits_per_module"]
+    assert per["encoder.encoders.0.feed_forward.w_1"]["bits"] == 2 and per["ctc.ctc_lo"]["bits"] == 4
+    assert set(per) == set(size["quantized_modules"])
+    model, qcfg, fingerprint = load_quantized_asr_model(out)
+    assert qcfg == MIXED and fingerprint == size["fingerprint"]
+    assert isinstance(model.encoder.encoders[0].feed_forward.w_1, KbitLinear)
+    model_outputs(model, speech_batch)
