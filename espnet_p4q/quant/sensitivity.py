@@ -15,7 +15,7 @@ import io
 import logging
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence, Tuple, Union
 
 import torch
 from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
@@ -28,7 +28,14 @@ from espnet_p4q.quant.kbit_layers import is_kbit, quantize_module_kbit
 from espnet_p4q.quant.layers import QUANTIZABLE_TYPES, quantize_module
 
 _log = logging.getLogger(__name__)
-Batch = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]  # speech, lengths, ys, ys lengths
+Batch = Union[Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],  # speech, lengths, ys, ys lengths
+              Mapping[str, torch.Tensor]]  # or espnet2's collated dict (train.data.UtteranceSet.batches)
+
+
+def _as_tuple(batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    if isinstance(batch, Mapping):
+        return batch["speech"], batch["speech_lengths"], batch["text"], batch["text_lengths"]
+    return tuple(batch)  # type: ignore[return-value]
 
 
 @dataclass
@@ -49,7 +56,7 @@ class SensitivityRow:
 
 def log_posteriors(model: torch.nn.Module, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(CTC log-posteriors, frame mask, teacher-forced decoder log-posteriors, token mask) of an ESPnet AED."""
-    speech, lens, ys, ys_lens = batch
+    speech, lens, ys, ys_lens = _as_tuple(batch)
     enc, enc_lens = model.encode(speech, lens)
     ctc = model.ctc.log_softmax(enc)
     frames = torch.arange(enc.size(1))[None, :] < enc_lens[:, None]
@@ -92,11 +99,14 @@ def measure_sensitivity(model: torch.nn.Module, cfg: QuantConfig, batches: Seque
     """Rows for every target of ``cfg`` (targets/exclude) and every width, one module quantised at a time.
 
     ``model`` is an FP32 ESPnet AED; it is restored (same module objects) before returning.
+    ``batches``: (speech, lengths, token ids, token lengths) tuples or espnet2's collated dicts.
     KL values are averaged over batches weighted by their number of frames / tokens.
     """
     model.eval()
     targets = select_modules(model, cfg.targets, QUANTIZABLE_TYPES, exclude=cfg.exclude, what="quantisation target")
     refs = [log_posteriors(model, b) for b in batches]
+    n_frames = sum(int(r[1].sum()) for r in refs)
+    n_tokens = sum(int(r[3].sum()) for r in refs)
     rows = []
     for name, original in targets.items():
         for bits in widths:
@@ -104,8 +114,6 @@ def measure_sensitivity(model: torch.nn.Module, cfg: QuantConfig, batches: Seque
             replace_module(model, name, packed)
             try:
                 kl_ctc = kl_att = 0.0
-                n_frames = sum(int(r[1].sum()) for r in refs)
-                n_tokens = sum(int(r[3].sum()) for r in refs)
                 for batch, (ctc, frames, att, tokens) in zip(batches, refs):
                     q_ctc, _, q_att, _ = log_posteriors(model, batch)
                     kl_ctc += mean_kl(ctc, q_ctc, frames) * int(frames.sum()) / n_frames

@@ -28,7 +28,9 @@ FEW = QuantConfig(targets=[r"encoder\.encoders\.0\.feed_forward\.w_1", r"ctc\.ct
 def table(tiny_model_files, speech_batch):
     model = load_fp32_asr_model(*tiny_model_files)[0]
     before = model_outputs(model, speech_batch)
-    rows = measure_sensitivity(model, FEW, [speech_batch])
+    speech, lens, ys, ys_lens = speech_batch
+    collated = {"speech": speech, "speech_lengths": lens, "text": ys, "text_lengths": ys_lens}  # espnet2's form
+    rows = measure_sensitivity(model, FEW, [speech_batch, collated])
     after = model_outputs(model, speech_batch)
     assert all(torch.equal(a, b) for a, b in zip(before, after))  # the FP32 model is restored
     return rows
