@@ -13,6 +13,7 @@ from espnet_p4q.quant.config import QuantConfig
 from espnet_p4q.quant.kbit_layers import is_kbit, quantize_module_kbit
 from espnet_p4q.quant.layers import (
     QUANTIZABLE_TYPES,
+    dequantize_fp32,
     is_packed,
     packed_tensors,
     packed_numel,
@@ -60,6 +61,16 @@ def quantize_model(model: torch.nn.Module, cfg: QuantConfig) -> List[str]:
     return list(targets)
 
 
+def is_quantized(m: torch.nn.Module) -> bool:
+    """Whether ``m`` holds a packed weight of either family (bitsandbytes NF4 or k-bit NormalFloat)."""
+    return is_packed(m) or is_kbit(m)
+
+
+def dequantized_weight(m: torch.nn.Module) -> torch.Tensor:
+    """The FP32 weight of a packed module of either family, in its original shape (for this call)."""
+    return m.dequantized_weight(torch.float32) if is_kbit(m) else dequantize_fp32(m.weight)
+
+
 def _packed_parts(m: torch.nn.Module):
     """(bits, logical weights, tensors in memory) of a packed module (NF4 or k-bit)."""
     if is_kbit(m):
@@ -73,7 +84,7 @@ def describe(model: torch.nn.Module) -> QuantReport:
     packed_param_ids, storages = set(), set()
     module_bits: Dict[str, Dict[str, int]] = {}
     for name, m in model.named_modules():
-        if is_packed(m) or is_kbit(m):
+        if is_quantized(m):
             bits, numel, tensors = _packed_parts(m)
             qnames.append(name)
             qparams += numel

@@ -184,3 +184,18 @@ def test_quantize_cli_with_a_mixed_yaml(tiny_model_files, tmp_path, speech_batch
     assert qcfg == MIXED and fingerprint == size["fingerprint"]
     assert isinstance(model.encoder.encoders[0].feed_forward.w_1, KbitLinear)
     model_outputs(model, speech_batch)
+
+
+def test_dequantized_weight_of_either_family(tiny_model_files):
+    from espnet_p4q.quant.apply import dequantized_weight, is_quantized
+
+    fp32 = load_fp32_asr_model(*tiny_model_files)[0]
+    originals = {n: m.weight.detach().clone() for n, m in fp32.named_modules() if hasattr(m, "weight")}
+    quantize_model(fp32, MIXED)
+    packed = {n: m for n, m in fp32.named_modules() if is_quantized(m)}
+    assert {type(m).__name__ for m in packed.values()} >= {"KbitLinear", "KbitConv", "NF4Linear", "NF4Embedding"}
+    for n, m in packed.items():
+        w = dequantized_weight(m)
+        assert w.dtype == torch.float32 and w.shape == originals[n].shape
+        bound = {2: 0.9, 3: 0.4, 4: 0.2, 8: 0.04}[MIXED.bits_for(n)]  # 8 bits measured 0.025 (3x3 conv)
+        assert ((w - originals[n]).norm() / originals[n].norm()).item() < bound, n
