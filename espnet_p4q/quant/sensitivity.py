@@ -54,7 +54,7 @@ class SensitivityRow:
         return self.kl_ctc + self.kl_att
 
 
-def log_posteriors(model: torch.nn.Module, batch: Batch) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def log_posteriors(model: torch.nn.Module, batch: Batch) -> Tuple[torch.Tensor, ...]:
     """(CTC log-posteriors, frame mask, teacher-forced decoder log-posteriors, token mask) of an ESPnet AED."""
     speech, lens, ys, ys_lens = _as_tuple(batch)
     enc, enc_lens = model.encode(speech, lens)

@@ -13,7 +13,11 @@ from espnet_p4q.quant.kbit import (
     unpack_codes,
 )
 from espnet_p4q.quant.kbit_layers import KbitConv, KbitEmbedding, KbitLinear
-from espnet_p4q.quant.normalfloat import normalfloat_codebook, quantize_blockwise_codebook
+from espnet_p4q.quant.normalfloat import (
+    dequantize_blockwise_codebook,
+    normalfloat_codebook,
+    quantize_blockwise_codebook,
+)
 
 
 @pytest.mark.parametrize("k", [2, 3])
@@ -120,3 +124,14 @@ def test_lora_on_a_kbit_linear_trains_only_the_adapter():
         losses.append(loss.item())
     assert losses[-1] < 0.9 * losses[0]
     assert torch.equal(base.weight, packed)  # the packed base is frozen
+
+
+@pytest.mark.parametrize("k", [2, 3])
+@pytest.mark.parametrize("shape, blocksize", [((96, 80), 64), ((7, 9), 64), ((33, 10), 32), ((5, 300), 128)])
+def test_fast_dequantisation_equals_the_reference(k, shape, blocksize):
+    torch.manual_seed(sum(shape))
+    w = torch.randn(shape)
+    packed, state = quantize_kbit(w, k, blocksize, True)
+    ref = dequantize_blockwise_codebook(unpack_codes(packed, k, w.numel()), state.scales(), state.code,
+                                        state.shape, blocksize)
+    assert torch.equal(dequantize_kbit(packed, state), ref)
