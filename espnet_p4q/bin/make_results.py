@@ -44,7 +44,8 @@ def get_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("the comparison (stage 11)")
     g.add_argument("--manifest", help="systems.json of the compared systems")
     g.add_argument("--title", default=None, help="heading of the comparison")
-    g.add_argument("--sweep_csv", nargs="*", default=[], help="sweep CSV files (plot_sweep) to link, with their PNG")
+    g.add_argument("--sweep_csv", nargs="*", action="extend", default=[],
+                   help="sweep CSV files (plot_sweep) to link, with their PNG; may be repeated")
     g.add_argument("--results_dir", default="results", help="where the sweep files are copied, beside --output")
     g.add_argument("--root", default="", help="directory relative manifest paths start from")
     g.add_argument("--alpha", type=float, default=0.05, help="MAPSSWE significance level")

@@ -163,9 +163,11 @@ def test_cli_writes_markdown_and_json(run_dir, capsys):
     sweep = run_dir / "exp/sweep_utts.csv"
     sweep.write_text("system,x,wer,errors,words\n")
     sweep.with_suffix(".png").write_bytes(b"\x89PNG")
+    rank = run_dir / "exp/sweep_rank.csv"
+    rank.write_text("system,x,wer,errors,words\n")
     rc = make_results.main([
         "--exp_dir", str(run_dir / "exp"), "--manifest", str(run_dir / "exp/systems.json"), "--output", str(out),
-        "--root", str(run_dir), "--title", "Tiny run", "--sweep_csv", str(sweep)])
+        "--root", str(run_dir), "--title", "Tiny run", "--sweep_csv", str(sweep), "--sweep_csv", str(rank)])
     assert rc == 0
     md = out.read_text()
     data = json.loads((run_dir / "exp/RESULTS.json").read_text())  # the comparison, beside the manifest
@@ -175,8 +177,9 @@ def test_cli_writes_markdown_and_json(run_dir, capsys):
     assert (run_dir / "results/sweep_utts.png").read_bytes() == b"\x89PNG"
     assert "[sweep_utts.csv](sweep_utts.csv)" in (run_dir / "exp/RESULTS.md").read_text()
     assert md.index("# Tiny run") < md.index("\n---\n") < md.index("# RESULTS")  # the per-set tables below
+    assert "[sweep_rank.csv](results/sweep_rank.csv)" in md  # a repeated --sweep_csv adds to the list
     assert data["title"] == "Tiny run" and data["sweeps"] == [
-        {"csv": str(sweep), "png": str(sweep.with_suffix(".png"))}]
+        {"csv": str(sweep), "png": str(sweep.with_suffix(".png"))}, {"csv": str(rank), "png": None}]
     assert by_name(data)["p4q"]["errors"] == 1
     assert sorted(p.name for p in run_dir.iterdir()) == ["RESULTS.md", "data", "exp", "results"]
     assert "warning: system 'p4q': no RTF" in capsys.readouterr().err
