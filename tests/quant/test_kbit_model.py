@@ -185,6 +185,18 @@ def test_quantize_cli_with_a_mixed_yaml(tiny_model_files, tmp_path, speech_batch
     assert isinstance(model.encoder.encoders[0].feed_forward.w_1, KbitLinear)
     model_outputs(model, speech_batch)
 
+    # espnet2's beam search decodes it as it decodes an NF4 base
+    import numpy as np
+
+    from espnet_p4q.decoding import SpeakerDecoder
+    from espnet_p4q.models.base import BaseSpec
+
+    decoder = SpeakerDecoder(BaseSpec.parse(f"nf4:{out}"), {"beam_size": 2, "ctc_weight": 0.3, "maxlenratio": 0.3})
+    assert isinstance(decoder.s2t.asr_model.encoder.encoders[0].feed_forward.w_1, KbitLinear)
+    with torch.inference_mode():  # (the tiny config has no tokeniser: look at the token ids)
+        results = decoder.s2t(np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32))
+    assert results and len(results[0][2]) > 0
+
 
 def test_dequantized_weight_of_either_family(tiny_model_files):
     from espnet_p4q.quant.apply import dequantized_weight, is_quantized
