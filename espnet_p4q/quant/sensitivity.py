@@ -55,11 +55,17 @@ class SensitivityRow:
 
 
 def log_posteriors(model: torch.nn.Module, batch: Batch) -> Tuple[torch.Tensor, ...]:
-    """(CTC log-posteriors, frame mask, teacher-forced decoder log-posteriors, token mask) of an ESPnet AED."""
+    """(CTC log-posteriors, frame mask, teacher-forced decoder log-posteriors, token mask) of an ESPnet AED.
+
+    Without a CTC branch the CTC part is a constant (KL 0).
+    """
     speech, lens, ys, ys_lens = _as_tuple(batch)
     enc, enc_lens = model.encode(speech, lens)
-    ctc = model.ctc.log_softmax(enc)
     frames = torch.arange(enc.size(1))[None, :] < enc_lens[:, None]
+    if getattr(model, "ctc", None) is not None:
+        ctc = model.ctc.log_softmax(enc)
+    else:  # attention-only models (ctc_weight 0, e.g. Whisper): no CTC divergence
+        ctc, frames = enc.new_zeros(enc.shape[:2] + (1,)), torch.ones_like(frames)
     pad = torch.arange(ys.size(1))[None, :] >= ys_lens[:, None]
     ys_in, _ = add_sos_eos(ys.masked_fill(pad, model.ignore_id), model.sos, model.eos, model.ignore_id)
     logits, _ = model.decoder(enc, enc_lens, ys_in, ys_lens + 1)

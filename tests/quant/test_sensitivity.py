@@ -114,3 +114,11 @@ def test_allocation_yaml_quantises_the_model(table, tiny_model_files, tmp_path):
     assert len(set(bits.values())) > 1, bits  # 3.5 bits is between the uniform widths
     for n, b in report.module_bits.items():  # the table's bits are the module's own tensors; the
         assert 8 * b["bytes"] / b["params"] >= t[n][bits[n]].stored_bits - 1e-6  # report adds code books
+
+
+def test_a_model_without_ctc_has_zero_ctc_divergence(tiny_model_files, speech_batch):
+    model = load_fp32_asr_model(*tiny_model_files)[0]
+    model.ctc = None
+    rows = measure_sensitivity(model, QuantConfig(targets=[r"encoder\.encoders\.0\.feed_forward\.w_1"]),
+                               [speech_batch], widths=(2,))
+    assert len(rows) == 1 and rows[0].kl_ctc == 0 and rows[0].kl_att > 0
