@@ -11,9 +11,10 @@ import torch
 from espnet_p4q.lora.config import LoRAConfig
 from espnet_p4q.lora.layers import LoRAWrapper
 from espnet_p4q.patterns import replace_module, select_modules
+from espnet_p4q.quant.kbit_layers import KbitConv
 from espnet_p4q.quant.layers import NF4Conv
 
-LORA_BASE_TYPES = (torch.nn.Linear, bnb.nn.Linear4bit, torch.nn.Conv1d, NF4Conv)
+LORA_BASE_TYPES = (torch.nn.Linear, bnb.nn.Linear4bit, torch.nn.Conv1d, NF4Conv, KbitConv)
 
 
 def inject_lora(model: torch.nn.Module, cfg: LoRAConfig) -> List[str]:
@@ -48,8 +49,12 @@ def count_parameters(model: torch.nn.Module) -> Dict[str, float]:
     lora = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
     base = 0
     for n, m in model.named_modules():
+        kstate = getattr(m, "kstate", None)  # a k-bit NormalFloat module: its logical shape
         for pn, p in m.named_parameters(recurse=False):
             if "lora_" in pn:
+                continue
+            if kstate is not None and pn == "weight":
+                base += int(kstate.shape.numel())
                 continue
             qs = getattr(p, "quant_state", None)
             base += int(qs.shape.numel()) if qs is not None else p.numel()

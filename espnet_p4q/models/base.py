@@ -15,7 +15,6 @@ import torch
 
 from espnet_p4q.fileio import InputError
 from espnet_p4q.quant.config import QuantConfig
-from espnet_p4q.quant.layers import is_packed
 from espnet_p4q.quant.serialize import base_state, tensor_fingerprint
 from espnet_p4q.models.asr_model import (
     CONFIG_NAME,
@@ -75,15 +74,19 @@ def dequantized_state(model: torch.nn.Module) -> Dict[str, torch.Tensor]:
     """
     import bitsandbytes.functional as bnbf
 
+    from espnet_p4q.quant.apply import dequantized_weight, is_quantized
+    from espnet_p4q.quant.kbit_layers import is_kbit
+
     state = {}
-    packed = {n: m for n, m in model.named_modules() if is_packed(m)}
+    packed = {n: m for n, m in model.named_modules() if is_quantized(m)}
     for key, t in model.state_dict().items():
         owner = key.split(".weight", 1)[0]
         if owner in packed and key.startswith(owner + ".weight"):
             continue
         state[key] = t
     for n, m in packed.items():
-        state[f"{n}.weight"] = bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).float()
+        state[f"{n}.weight"] = (dequantized_weight(m) if is_kbit(m)
+                                else bnbf.dequantize_4bit(m.weight.data, m.weight.quant_state).float())
     return state
 
 

@@ -211,3 +211,27 @@ def test_dequantized_weight_of_either_family(tiny_model_files):
         assert w.dtype == torch.float32 and w.shape == originals[n].shape
         bound = {2: 0.9, 3: 0.4, 4: 0.2, 8: 0.04}[MIXED.bits_for(n)]  # 8 bits measured 0.025 (3x3 conv)
         assert ((w - originals[n]).norm() / originals[n].norm()).item() < bound, n
+
+
+def test_lora_on_kbit_convs_counts_logical_weights_and_fft_starts_from_dequantised(tiny_model_files):
+    """Point-wise k-bit convolutions take LoRA too; the base is counted in logical weights; full
+    fine-tuning from a mixed model starts from its dequantised weights (models.base)."""
+    from espnet_p4q.lora.config import LoRAConfig
+    from espnet_p4q.lora.inject import count_parameters, inject_lora
+    from espnet_p4q.models.base import dequantized_state
+
+    config, model_file = tiny_model_files
+    fp32, _ = load_fp32_asr_model(config, model_file)
+    n_fp32 = sum(p.numel() for p in fp32.parameters())
+    model, _ = load_fp32_asr_model(config, model_file)
+    quantize_model(model, MIXED)
+    state = dequantized_state(model)
+    fresh, _ = build_asr_model(config)
+    fresh.load_state_dict(state, strict=True)
+    conv = "encoder.encoders.0.conv_module.pointwise_conv1"
+    assert isinstance(model.get_submodule(conv), KbitConv)
+    assert torch.allclose(state[f"{conv}.weight"], fp32.get_submodule(conv).weight, atol=0.5)
+    names = inject_lora(model, LoRAConfig(targets=[r"encoder\.encoders\.0\.conv_module\.pointwise_conv1"]))
+    assert names == [conv]
+    counts = count_parameters(model)
+    assert counts["base_params"] == n_fp32 and counts["adapter_params"] > 0
