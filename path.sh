@@ -1,8 +1,7 @@
 # Environment of the espnet-p4q project; sourced by every recipe's path.sh.
 #   - activates the virtual environment: $P4Q_VENV, else <repo>/venv (built by tools/install.sh)
 #   - puts the repository on PYTHONPATH (python -m espnet_p4q.bin.* works without installing)
-#   - OMP_NUM_THREADS defaults to 1 (torch's default thread count oversubscribes shared cores);
-#     MKL_DYNAMIC=FALSE keeps multi-threaded stages' results independent of the machine's load
+#   - OMP_NUM_THREADS defaults to 1 (torch's default thread count oversubscribes shared cores)
 #   - LC_ALL=C (sort order of Kaldi-style tables), UTF-8 for Python I/O
 P4Q_ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)
 export P4Q_ROOT
@@ -18,9 +17,5 @@ unset _p4q_venv
 
 export PYTHONPATH="$P4Q_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-# A fixed thread count for MKL, whatever the load: with MKL_DYNAMIC (MKL's default) a busy machine
-# may get fewer threads, another summation order, and a multi-threaded stage (LoRA pretraining with
-# --train_threads 2) slightly different weights than an idle one.
-export MKL_DYNAMIC=${MKL_DYNAMIC:-FALSE}
 export LC_ALL=C
 export PYTHONIOENCODING=UTF-8
