@@ -26,17 +26,12 @@ class Utterance:
     text: str
 
 
-def read_table(path: Path) -> Dict[str, str]:
-    """A two-column Kaldi table as an ordered dict (:func:`espnet_p4q.fileio.read_kaldi_table`)."""
-    return read_kaldi_table(path)
-
-
 def read_data_dir(data_dir: os.PathLike) -> List[Utterance]:
     """Return the utterances of a data dir, sorted by utterance id."""
     d = Path(data_dir)
-    wavs = read_table(d / "wav.scp")
-    texts = read_table(d / "text")
-    spks = read_table(d / "utt2spk")
+    wavs = read_kaldi_table(d / "wav.scp")
+    texts = read_kaldi_table(d / "text")
+    spks = read_kaldi_table(d / "utt2spk")
     return [Utterance(u, spks[u], wavs[u], texts[u]) for u in sorted(wavs)]
 
 

@@ -26,11 +26,6 @@ from espnet_p4q.cli import ArgumentParser, guarded
 from espnet_p4q.fileio import InputError, read_kaldi_table, write_text_atomic
 
 
-def read_table(path: Path) -> List[Tuple[str, str]]:
-    """(key, value) rows of a Kaldi table, in file order."""
-    return list(read_kaldi_table(path).items())
-
-
 def write_atomic(path: Path, lines: Sequence[str]) -> None:
     write_text_atomic(path, "".join(lines))
 
@@ -47,8 +42,8 @@ def plan(data_dirs: Sequence[str], nj: int) -> List[List[Tuple[str, str, str, st
     if len(set(names)) != len(names):
         raise InputError(f"two data dirs share a name: {' '.join(data_dirs)}")
     for d in data_dirs:
-        wavs = read_table(Path(d) / "wav.scp")
-        spk = dict(read_table(Path(d) / "utt2spk"))
+        wavs = read_kaldi_table(Path(d) / "wav.scp").items()
+        spk = read_kaldi_table(Path(d) / "utt2spk")
         utts = []
         for utt, wav in wavs:
             if utt in seen:
@@ -99,12 +94,12 @@ def cmd_merge(args: argparse.Namespace) -> None:
             # A job whose every hypothesis came out empty may write no text file at all.
             print(f"decode_jobs.py: warning: {path} is missing", file=sys.stderr)
             continue
-        hyps.update(read_table(path))
+        hyps.update(read_kaldi_table(path))
     out = Path(args.output_dir)
     for d in args.data_dirs:
         missing = 0
         lines = []
-        for utt, _ in read_table(Path(d) / "wav.scp"):
+        for utt in read_kaldi_table(Path(d) / "wav.scp"):
             if utt not in hyps:
                 missing += 1
             lines.append(f"{utt} {hyps.get(utt, '')}".rstrip() + "\n")
