@@ -7,5 +7,7 @@ wrong. Scoring itself is left to :mod:`espnet_p4q.scoring`.
 
 ``manifest`` reads systems.json, ``speakers`` the speaker lists, ``wer`` scores decodings per
 speaker, ``facts`` reads sizes, train.json and decode.json, ``results`` puts the table together,
-``markdown`` renders it, ``sweep`` scores and plots WER against a swept setting.
+``markdown`` renders it, ``sets`` makes the per-set WER tables from the scorer's wer.json,
+``sweep`` scores and plots WER against a swept setting, ``json_fields`` checks JSON inputs.
+``python -m espnet_p4q.bin.make_results`` writes RESULTS.md from them.
 """
