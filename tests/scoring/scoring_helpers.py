@@ -29,6 +29,15 @@ needs_sc_stats = pytest.mark.skipif(SCLITE is None or SC_STATS is None,
 
 Transcripts = Dict[str, List[str]]
 
+# The hand example both the scoring CLI and the MAPSSWE tests trace by hand: against REF, system A
+# substitutes and deletes in spk1-u1, inserts in spk1-u2 and says nothing for spk2-u1; system B
+# only deletes one word of spk2-u1.
+HAND_REF: Transcripts = {"spk1-u1": "THE CAT SAT ON THE MAT".split(), "spk1-u2": "HELLO WORLD".split(),
+                         "spk2-u1": "A B C D E".split()}
+HAND_HYP_A: Transcripts = {"spk1-u1": "THE CAT SAT IN MAT".split(), "spk1-u2": "HELLO BIG WORLD".split(),
+                           "spk2-u1": []}
+HAND_HYP_B: Transcripts = {**HAND_REF, "spk2-u1": "A B C E".split()}
+
 
 def corrupt(rng: random.Random, ref: List[str], p: float, vocab: List[str]) -> List[str]:
     """A hypothesis with random deletions, substitutions and insertions at rate ~p each."""

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from scoring_helpers import needs_sclite, random_corpus, run_sclite_sum
+from scoring_helpers import HAND_HYP_A, HAND_HYP_B, HAND_REF, needs_sclite, random_corpus, run_sclite_sum
 
 from espnet_p4q.bin import compare, score
 from espnet_p4q.scoring.sclite_report import score_utterances, sum_report
@@ -19,12 +19,7 @@ def write_text(path, transcripts):
     return str(path)
 
 
-REF = {"spk1-u1": "THE CAT SAT ON THE MAT".split(), "spk1-u2": "HELLO WORLD".split(),
-       "spk2-u1": "A B C D E".split()}
-HYP = {"spk1-u1": "THE CAT SAT IN MAT".split(), "spk1-u2": "HELLO BIG WORLD".split(),
-       "spk2-u1": []}
-HYP_B = {"spk1-u1": "THE CAT SAT ON THE MAT".split(), "spk1-u2": "HELLO WORLD".split(),
-         "spk2-u1": "A B C E".split()}
+REF, HYP, HYP_B = HAND_REF, HAND_HYP_A, HAND_HYP_B
 
 
 def test_score_writes_all_files(tmp_path, capsys):

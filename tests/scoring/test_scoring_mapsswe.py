@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from scoring_helpers import needs_sc_stats, random_corpus, run_sc_stats_mapsswe
+from scoring_helpers import HAND_HYP_A, HAND_HYP_B, HAND_REF, needs_sc_stats, random_corpus, run_sc_stats_mapsswe
 
 from espnet_p4q.scoring.mapsswe import _z_test, format_result, mapsswe, segment_errors
 from espnet_p4q.scoring.trn import TranscriptError, write_trn
@@ -40,12 +40,7 @@ def test_z_test():
     assert mean == -1.5 and math.isclose(sd, math.sqrt(0.5)) and math.isclose(z, -3.0)
 
 
-REF = {"spk1-u1": "the cat sat on the mat".split(), "spk1-u2": "hello world".split(),
-       "spk2-u1": "a b c d e".split()}
-HYP_A = {"spk1-u1": "the cat sat in mat".split(), "spk1-u2": "hello big world".split(),
-         "spk2-u1": []}
-HYP_B = {"spk1-u1": "the cat sat on the mat".split(), "spk1-u2": "hello world".split(),
-         "spk2-u1": "a b c e".split()}
+REF, HYP_A, HYP_B = HAND_REF, HAND_HYP_A, HAND_HYP_B
 
 
 def test_mapsswe_hand_example():
