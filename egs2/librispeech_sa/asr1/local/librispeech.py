@@ -48,22 +48,27 @@ def log(msg: str) -> None:
     print(f"[data] {msg}", file=sys.stderr, flush=True)
 
 
+def _rewrite_id(utt_id: str, pattern: re.Pattern, kind: str, template: str) -> str:
+    """UTT_ID, matched by PATTERN (reader, chapter, utterance), written as TEMPLATE (fields reader,
+    chapter as a number, utt); an id PATTERN does not match is an error naming KIND.
+    Why one function: the two id forms below are each other's inverse, read by the same rule."""
+    m = pattern.match(utt_id)
+    if not m:
+        raise InputError(f"'{utt_id}' is not a {kind}")
+    reader, chapter, utt = m.groups()
+    return template.format(reader=reader, chapter=int(chapter), utt=utt)
+
+
 def project_utt_id(corpus_id: str) -> str:
     """``115-121720-0000`` -> ``ls115-121720_0000`` (the chapter zero-padded to 6 digits)."""
-    m = _CORPUS_ID.match(corpus_id)
-    if not m:
-        raise InputError(f"'{corpus_id}' is not a LibriSpeech utterance id <reader>-<chapter>-<utt>")
-    reader, chapter, utt = m.groups()
-    return f"{SPK_PREFIX}{reader}-{int(chapter):06d}_{utt}"
+    return _rewrite_id(corpus_id, _CORPUS_ID, "LibriSpeech utterance id <reader>-<chapter>-<utt>",
+                       SPK_PREFIX + "{reader}-{chapter:06d}_{utt}")
 
 
 def corpus_utt_id(utt_id: str) -> str:
     """``ls115-121720_0000`` -> ``115-121720-0000``: the inverse of :func:`project_utt_id`."""
-    m = _PROJECT_ID.match(utt_id)
-    if not m:
-        raise InputError(f"'{utt_id}' is not a project LibriSpeech id ls<reader>-<chapter, 6 digits>_<utt>")
-    reader, chapter, utt = m.groups()
-    return f"{reader}-{int(chapter)}-{utt}"
+    return _rewrite_id(utt_id, _PROJECT_ID, "project LibriSpeech id ls<reader>-<chapter, 6 digits>_<utt>",
+                       "{reader}-{chapter}-{utt}")
 
 
 @dataclass(frozen=True)
