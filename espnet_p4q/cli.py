@@ -11,6 +11,7 @@ import argparse
 import functools
 import logging
 import sys
+import warnings
 from typing import Callable, List, Optional, Sequence
 
 from espnet_p4q.fileio import InputError
@@ -30,6 +31,36 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def add_log_level(p: argparse.ArgumentParser) -> None:
+    """--log_level (default INFO); DEBUG also gives the traceback of an error (:func:`guarded`)."""
+    p.add_argument("--log_level", default="INFO")
+
+
+def add_job_options(p: argparse.ArgumentParser, ngpu_help: str) -> None:
+    """The closing options of a CLI that runs its jobs on a device and skips finished outputs:
+    --ngpu, --overwrite, --log_level."""
+    p.add_argument("--ngpu", type=int, default=0, help=ngpu_help)
+    p.add_argument("--overwrite", action="store_true")
+    add_log_level(p)
+
+
+def parse_and_log(parser: argparse.ArgumentParser, argv: Optional[List[str]], tag: str, *,
+                  show_level: bool = False, quiet_autocast: bool = False) -> argparse.Namespace:
+    """ARGV parsed by PARSER, and logging started at its --log_level with lines
+    ``<time> [TAG] [<level>] <message>`` (the level with SHOW_LEVEL).
+
+    Why: every CLI starts the same way and its log lines say which CLI wrote them. QUIET_AUTOCAST
+    drops the FutureWarning espnet2 triggers with the deprecated torch.cuda.amp.autocast: only
+    noise in the job logs of the CLIs that run espnet2 models.
+    """
+    args = parser.parse_args(argv)
+    level = "%(levelname)s " if show_level else ""
+    logging.basicConfig(level=args.log_level, format=f"%(asctime)s [{tag}] {level}%(message)s")
+    if quiet_autocast:
+        warnings.filterwarnings("ignore", message=".*autocast.*", category=FutureWarning)
+    return args
 
 
 def wants_debug(argv: Sequence[str]) -> bool:

@@ -22,11 +22,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.cli import ArgumentParser, add_job_options, guarded, parse_and_log
 from espnet_p4q.fileio import InputError, read_kaldi_table, write_json_atomic, write_text_atomic
 
 
@@ -45,9 +44,7 @@ def get_parser() -> argparse.ArgumentParser:
     g.add_argument("--adapter_dir", type=Path, help="per-speaker LoRA adapters: DIR/<spk>/adapter.pth")
     g.add_argument("--adapter", type=Path, help="one adapter for every utterance")
     g.add_argument("--model_dir", type=Path, help="per-speaker full models: DIR/<spk>/model.pth or packed DIR/<spk>/")
-    p.add_argument("--ngpu", type=int, default=0, help="1: decode on the GPU")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--log_level", default="INFO")
+    add_job_options(p, ngpu_help="1: decode on the GPU")
     return p
 
 
@@ -89,10 +86,7 @@ def jobs(args) -> List[Job]:
 
 @guarded("decode")
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s [decode] %(message)s")
-    # espnet2 calls the deprecated torch.cuda.amp.autocast; its warning is only noise in job logs
-    warnings.filterwarnings("ignore", message=".*autocast.*", category=FutureWarning)
+    args = parse_and_log(get_parser(), argv, "decode", quiet_autocast=True)
     if (args.adapter_dir or args.model_dir) and args.data_path_and_name_and_type and not args.utt2spk:
         raise InputError("per-speaker models need --utt2spk")
     todo = jobs(args)

@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.cli import ArgumentParser, add_log_level, guarded, parse_and_log
 
 
 def get_parser() -> ArgumentParser:
@@ -21,14 +21,13 @@ def get_parser() -> ArgumentParser:
     p.add_argument("--adapter", type=Path, default=None, help="a speaker's adapter.pth (or its directory)")
     p.add_argument("--decode_config", type=Path, required=True, help="YAML of Speech2Text options")
     p.add_argument("--output_dir", type=Path, required=True, help="must not exist or be empty")
-    p.add_argument("--log_level", default="INFO")
+    add_log_level(p)
     return p
 
 
 @guarded("export_edge")
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s [export_edge] %(message)s")
+    args = parse_and_log(get_parser(), argv, "export_edge")
     from espnet_p4q.edge.package import export_edge
 
     m = export_edge(args.base_dir, args.output_dir, args.decode_config, args.adapter)

@@ -24,10 +24,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import warnings
 from pathlib import Path
 
-from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.cli import ArgumentParser, add_job_options, guarded, parse_and_log
 from espnet_p4q.fileio import InputError, read_kaldi_table, write_json_atomic
 
 
@@ -59,9 +58,7 @@ def get_parser() -> argparse.ArgumentParser:
                    help="take labels from TEXT_DIR/<data dir name>/text instead of the data dir "
                         "(unsupervised adaptation on the model's own 1-best)")
     p.add_argument("--output_dir", type=Path, required=True)
-    p.add_argument("--ngpu", type=int, default=0, help="1: train on the GPU (bitsandbytes' CUDA 4-bit path)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--log_level", default="INFO")
+    add_job_options(p, ngpu_help="1: train on the GPU (bitsandbytes' CUDA 4-bit path)")
     return p
 
 
@@ -89,10 +86,7 @@ def _jobs(args):
 
 @guarded("finetune")
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s [finetune] %(message)s")
-    # espnet2 calls the deprecated torch.cuda.amp.autocast; its warning is only noise in job logs
-    warnings.filterwarnings("ignore", message=".*autocast.*", category=FutureWarning)
+    args = parse_and_log(get_parser(), argv, "finetune", quiet_autocast=True)
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.train.loop import TrainConfig
 

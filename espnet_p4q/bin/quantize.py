@@ -15,7 +15,7 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.cli import ArgumentParser, add_log_level, guarded, parse_and_log
 from espnet_p4q.fileio import InputError
 
 
@@ -25,14 +25,13 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--asr_model_file", type=Path, required=True, help="espnet2 model .pth (FP32)")
     p.add_argument("--quant_conf", type=Path, required=True, help="YAML: targets, blocksize, double_quant ...")
     p.add_argument("--output_dir", type=Path, required=True)
-    p.add_argument("--log_level", default="INFO")
+    add_log_level(p)
     return p
 
 
 @guarded("quantize")
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s [quantize] %(levelname)s %(message)s")
+    args = parse_and_log(get_parser(), argv, "quantize", show_level=True)
     for f in (args.asr_train_config, args.asr_model_file, args.quant_conf):
         if not f.is_file():
             raise InputError("no such file", f)
