@@ -3,20 +3,21 @@
 A recipe test module keeps what is particular to its corpus (the full-size model, the data
 options, the tiny corpus its stages 1-2 run on) and calls these for the rest: the links into
 egs2/TEMPLATE, run.sh --help with the stages and the recipe's defaults, the adaptation and
-decoding configs, and a temporary repository-shaped copy of the recipe to run stages in.
+decoding configs, local/data.sh run with the corpus location set, and a temporary
+repository-shaped copy of the recipe to run stages in. tests/egs2/conftest.py builds the fixtures
+the modules share (help text, tiny corpus, checksummed mirror) from their RECIPE and tiny module.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
-from typing import Dict
+from collections import Counter
+from typing import Callable, Dict, Sequence, Tuple
 
 import yaml
 
@@ -24,15 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 STAGES = {1: "data", 2: "validate", 3: "tokens", 4: "stats", 5: "train", 6: "quantize", 7: "lora_pretrain",
           8: "adapt", 9: "decode", 10: "score", 11: "compare", 12: "sweep_utts", 13: "sweep_rank"}
 ADAPT_CONFIGS = ["lora_pretrain.yaml", "adapt_lora.yaml", "adapt_lora_scratch.yaml", "adapt_fft.yaml"]
-
-
-def load_module(path: Path) -> ModuleType:
-    """Import a helper module that sits beside a test file (test dirs are not packages)."""
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def env(**extra) -> Dict[str, str]:
@@ -47,6 +39,13 @@ def run_data_sh(recipe: Path, args, cwd, corpus_var: str, corpus=None, check: bo
     if check and proc.returncode != 0:
         raise AssertionError(f"data.sh failed ({proc.returncode}):\n{proc.stderr}")
     return proc
+
+
+def data_sh_runner(recipe: Path, corpus_var: str) -> Callable:
+    """run(args, cwd, corpus=None, check=True): :func:`run_data_sh` of RECIPE, corpus in CORPUS_VAR."""
+    def run(args, cwd, corpus=None, check: bool = True):
+        return run_data_sh(recipe, args, cwd, corpus_var, corpus, check)
+    return run
 
 
 def run_help(recipe: Path) -> str:
@@ -157,12 +156,15 @@ def check_paper_scale_help(recipe: Path, help_text: str, nbpe: int) -> None:
     })
 
 
-def check_sa_data_opts(recipe: Path, help_text: str, tmp_path: Path, smallest_train_split: int) -> list:
+def check_sa_data_opts(recipe: Path, help_text: str, tmp_path: Path, partition: Sequence[Tuple[str, str, str]],
+                       smallest_train_split: int) -> list:
     """--local_data_opts of a paper-scale recipe: the authors' partition, its whole train split,
-    sweep points within the smallest split, and data.sh accepting them (stage 99: options parsed and
+    sweep points within the smallest train split of PARTITION ((speaker, split, id) rows; that split
+    has SMALLEST_TRAIN_SPLIT utterances), and data.sh accepting them (stage 99: options parsed and
     checked, nothing runs). Returns the options."""
     import shlex
 
+    assert min(Counter(spk for spk, split, _ in partition if split == "train").values()) == smallest_train_split
     opts = shlex.split(option(help_text, "local_data_opts"))
     assert opts[opts.index("--sa_partition") + 1] == "paper" and "--n_adapt" not in opts  # whole train split
     assert max(int(n) for n in option(help_text, "sweep_n_adapt").split()) <= smallest_train_split

@@ -36,11 +36,6 @@ def make_sa_dirs(data: Path, rule="paper", n_adapt=0, n_dev=0):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return tiny.make_librispeech(tmp_path_factory.mktemp("ls"))
-
-
-@pytest.fixture(scope="module")
 def prepared(corpus, tmp_path_factory):
     data = tmp_path_factory.mktemp("data")
     ls.prepare(corpus, data, read_id_list(CONF / "sa_speakers.txt"), test_parts=["test-clean"])
@@ -149,7 +144,7 @@ def test_missing_ids_are_refused_in_one_line(tmp_path):
     sa["115"]["121720"] -= 1
     sa["6553"]["86683"] -= 1
     layout["train-clean-360"] = sa
-    corpus = tiny.make_librispeech(tmp_path / "corpus", layout)
+    corpus = tiny.make_corpus(tmp_path / "corpus", layout)
     data = tmp_path / "data"
     gone = [f"115-121720-{sa['115']['121720']:04d}", f"6553-86683-{sa['6553']['86683']:04d}"]
     assert all(g in [u for _, _, u in tiny.partition_rows()] for g in gone)
@@ -176,7 +171,7 @@ def test_audio_commands(tmp_path):
 
 
 def test_missing_flac_and_missing_reader(tmp_path):
-    tiny.make_librispeech(tmp_path, {"p": {"7": {"1": 2}}})
+    tiny.make_corpus(tmp_path, {"p": {"7": {"1": 2}}})
     with pytest.raises(FileNotFoundError, match="readers"):
         ls.scan_part(tmp_path / "LibriSpeech/p", ["8"])
     (tmp_path / "LibriSpeech/p/7/1/7-1-0001.flac").unlink()

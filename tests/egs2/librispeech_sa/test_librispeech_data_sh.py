@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
+import tiny_librispeech as tiny
+from recipe_checks import REPO, data_sh_runner
 
-REPO = Path(__file__).resolve().parents[3]
 RECIPE = REPO / "egs2/librispeech_sa/asr1"
-DATA_SH = RECIPE / "local/data.sh"
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recipe_checks import load_module, run_data_sh  # noqa: E402
-
-tiny = load_module(Path(__file__).with_name("tiny_librispeech.py"))
+run = data_sh_runner(RECIPE, "LIBRISPEECH")
+# fixture mirror (tests/egs2/conftest.py): a file:// mirror with the four parts and their checksums
 
 
-def run(args, cwd, corpus=None, check=True):
-    return run_data_sh(RECIPE, args, cwd, "LIBRISPEECH", corpus, check)
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    """A file:// mirror with the four parts and a checksum conf for them."""
-    tmp = tmp_path_factory.mktemp("mirror")
-    digests = tiny.make_archives(tiny.make_librispeech(tmp / "src"), tmp / "www")
-    conf = tmp / "sums.txt"
-    conf.write_text("".join(f"{p} {p}.tar.gz sha256:{d}\n" for p, d in digests.items()))
-    return tmp / "www", conf
-
-
-def test_help_exits_zero():
-    proc = subprocess.run(["bash", str(DATA_SH), "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "--n_adapt" in proc.stdout and "Stages" in proc.stdout
+def test_help_exits_zero(tmp_path):
+    proc = run(["--help"], tmp_path)
+    assert "--n_adapt" in proc.stdout and "Stages" in proc.stdout
     assert "--sa_partition RULE" in proc.stdout and "ordered" in proc.stdout
 
 
@@ -88,7 +67,7 @@ def test_corrupt_archive_fails_and_extracts_nothing(mirror, tmp_path):
 
 
 def test_existing_extracted_copy_is_used_without_download(tmp_path):
-    corpus = tiny.make_librispeech(tmp_path / "corpus")
+    corpus = tiny.make_corpus(tmp_path / "corpus")
     proc = run(["--mirrors", "file:///nowhere", "--audio", "path"], tmp_path, corpus)
     assert proc.stderr.count(": existing") == 3
     wav = (tmp_path / "data/ls115_adapt/wav.scp").read_text().split()[1]

@@ -10,28 +10,15 @@ the repository, so nothing is written into egs2/).
 from __future__ import annotations
 
 import subprocess
-import sys
-from collections import Counter
-from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recipe_checks import REPO, check_sa_data_opts, copy_recipe, env, load_module, option, run_help  # noqa: E402
+import tiny_librispeech as tiny
+from recipe_checks import REPO, check_sa_data_opts, copy_recipe, env, option, run_help
 
 RECIPE = REPO / "egs2/librispeech_sa/asr1"
-tiny = load_module(Path(__file__).with_name("tiny_librispeech.py"))
-
-
-@pytest.fixture(scope="module")
-def help_text():
-    return run_help(RECIPE)
 
 
 def test_local_data_opts_are_accepted_by_data_sh(help_text, tmp_path):
-    smallest = min(Counter(r for r, s, _ in tiny.partition_rows() if s == "train").values())
-    assert smallest == 58
-    opts = check_sa_data_opts(RECIPE, help_text, tmp_path, smallest)
+    opts = check_sa_data_opts(RECIPE, help_text, tmp_path, tiny.partition_rows(), smallest_train_split=58)
     assert opts[opts.index("--audio") + 1] == "path"  # espnet2's sound reader cannot run pipes
 
 
@@ -40,7 +27,7 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
     from espnet2.fileio.sound_scp import SoundScpReader
 
     recipe = copy_recipe(RECIPE, tmp_path / "repo")
-    corpus = tiny.make_librispeech(tmp_path / "corpus")
+    corpus = tiny.make_corpus(tmp_path / "corpus")
     # the recipe's own data options (the authors' partition), no download
     local_opts = option(run_help(recipe), "local_data_opts") + " --mirrors file:///nowhere"
     proc = subprocess.run(["./run.sh", "--stage", "1", "--stop_stage", "2", "--local_data_opts", local_opts],

@@ -56,7 +56,7 @@ def text_of(reader: str, chapter: str, index: int) -> str:
     return f"READER {reader} READS CHAPTER {chapter} LINE {index} IT'S FINE"
 
 
-def make_librispeech(root: Path, layout=LAYOUT) -> Path:
+def make_corpus(root: Path, layout=LAYOUT) -> Path:
     """Write ``root/LibriSpeech/<part>/...``; return ``root``."""
     rng = np.random.default_rng(0)
     for part, readers in layout.items():
@@ -75,14 +75,15 @@ def make_librispeech(root: Path, layout=LAYOUT) -> Path:
     return root
 
 
-def make_archives(root: Path, mirror: Path, parts=None) -> Dict[str, str]:
-    """Pack each part as openslr does (``LibriSpeech/<part>/...``) into ``mirror``; return sha256s."""
+def make_archives(root: Path, mirror: Path, parts=None) -> Dict[str, Path]:
+    """Pack each part as openslr does (``LibriSpeech/<part>/...``) into ``mirror``; return
+    {part: archive}."""
     mirror.mkdir(parents=True, exist_ok=True)
-    digests = {}
+    archives = {}
     for part in parts or LAYOUT:
         archive = mirror / f"{part}.tar.gz"
         with tarfile.open(archive, "w:gz") as tar:
             tar.add(root / "LibriSpeech" / part, arcname=f"LibriSpeech/{part}")
             tar.add(root / "LibriSpeech" / "README.TXT", arcname="LibriSpeech/README.TXT")
-        digests[part] = hashlib.sha256(archive.read_bytes()).hexdigest()
-    return digests
+        archives[part] = archive
+    return archives

@@ -35,11 +35,6 @@ def prepare(corpus, out, rule="paper", n_adapt=0, n_dev=0, **kw):
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    return tiny.make_tedlium(tmp_path_factory.mktemp("ted"))
-
-
-@pytest.fixture(scope="module")
 def prepared(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("data")
     return out, prepare(corpus, out, include_test=True)

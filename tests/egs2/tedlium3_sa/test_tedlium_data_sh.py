@@ -2,43 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
+import tiny_tedlium as tiny
+from recipe_checks import REPO, data_sh_runner
 
-REPO = Path(__file__).resolve().parents[3]
 RECIPE = REPO / "egs2/tedlium3_sa/asr1"
-DATA_SH = RECIPE / "local/data.sh"
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recipe_checks import load_module, run_data_sh  # noqa: E402
-
-tiny = load_module(Path(__file__).with_name("tiny_tedlium.py"))
-
-
-def run(args, cwd, corpus=None, check=True):
-    return run_data_sh(RECIPE, args, cwd, "TEDLIUM3", corpus, check)
-
-
-@pytest.fixture(scope="module")
-def mirror(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mirror")
-    archive = tiny.make_archive(tiny.make_tedlium(tmp / "src"), tmp / "www")
-    conf = tmp / "sums.txt"
-    conf.write_text(f"TEDLIUM_release-3 TEDLIUM_release-3.tgz sha256:{hashlib.sha256(archive.read_bytes()).hexdigest()}\n")
-    return tmp / "www", conf
+run = data_sh_runner(RECIPE, "TEDLIUM3")
+# fixture mirror (tests/egs2/conftest.py): a file:// mirror with the archive and its checksum
 
 
 def lines(path: Path):
     return path.read_text().splitlines()
 
 
-def test_help_exits_zero():
-    proc = subprocess.run(["bash", str(DATA_SH), "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "--n_adapt" in proc.stdout and "ignore_time_segment_in_scoring" in proc.stdout
+def test_help_exits_zero(tmp_path):
+    proc = run(["--help"], tmp_path)
+    assert "--n_adapt" in proc.stdout and "ignore_time_segment_in_scoring" in proc.stdout
 
 
 def test_bad_options_exit_nonzero(tmp_path):
@@ -79,7 +59,7 @@ def test_download_prepare_validate_and_rerun(mirror, tmp_path):
 
 
 def test_existing_extracted_copy(tmp_path):
-    corpus = tiny.make_tedlium(tmp_path / "corpus")
+    corpus = tiny.make_corpus(tmp_path / "corpus")
     proc = run(["--mirrors", "file:///nowhere", "--stop_stage", "2"], tmp_path, corpus)
     assert "TEDLIUM_release-3: existing" in proc.stderr
     n_test = sum(1 for t, s, _ in tiny.partition_rows() if t == "PWSinger_2009" and s == "test")

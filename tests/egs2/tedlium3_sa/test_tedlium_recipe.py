@@ -14,29 +14,18 @@ import re
 import shlex
 import subprocess
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from recipe_checks import REPO, check_sa_data_opts, copy_recipe, env, load_module, option, run_help  # noqa: E402
+import tiny_tedlium as tiny
+from recipe_checks import REPO, check_sa_data_opts, copy_recipe, env, option, run_help
 
 RECIPE = REPO / "egs2/tedlium3_sa/asr1"
-tiny = load_module(Path(__file__).with_name("tiny_tedlium.py"))
-
-
-@pytest.fixture(scope="module")
-def help_text():
-    return run_help(RECIPE)
 
 
 def test_local_data_opts_are_accepted_by_data_sh(help_text, tmp_path):
-    smallest = min(Counter(t for t, s, _ in tiny.partition_rows() if s == "train").values())
-    assert smallest == 46
-    opts = check_sa_data_opts(RECIPE, help_text, tmp_path, smallest)
+    opts = check_sa_data_opts(RECIPE, help_text, tmp_path, tiny.partition_rows(), smallest_train_split=46)
     assert opts[opts.index("--dump_dir") + 1]  # espnet2's sound reader reads neither segments nor pipes
     assert opts[opts.index("--unk") + 1] == "drop"
     bad = subprocess.run(["bash", str(RECIPE / "local/data.sh"), "--dump_nj", "0"], cwd=tmp_path,
@@ -61,7 +50,7 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
     from espnet2.fileio.sound_scp import SoundScpReader
 
     recipe = copy_recipe(RECIPE, tmp_path / "repo")
-    corpus = tiny.make_tedlium(tmp_path / "corpus")
+    corpus = tiny.make_corpus(tmp_path / "corpus")
     # the recipe's own data options (the authors' partition), no download
     local_opts = option(run_help(recipe), "local_data_opts") + " --dump_nj 2 --mirrors file:///nowhere"
     cmd = ["./run.sh", "--stage", "1", "--stop_stage", "2", "--local_data_opts", local_opts]
@@ -98,7 +87,7 @@ def test_stages_1_2_on_tiny_corpus(tmp_path, monkeypatch):
 
 def test_dump_audio_from_per_utterance_pipes(tmp_path):
     """local/dump_audio.py also takes the --segments false layout (one sox trim pipe an utterance)."""
-    corpus = tiny.make_tedlium(tmp_path / "corpus")
+    corpus = tiny.make_corpus(tmp_path / "corpus")
     common = ["--mirrors", "file:///nowhere", "--include_test", "true"]
     proc = subprocess.run(["bash", str(RECIPE / "local/data.sh"), *common, "--segments", "false",
                            "--stop_stage", "2"], cwd=tmp_path, env=env(TEDLIUM3=str(corpus), PYTHON=sys.executable),

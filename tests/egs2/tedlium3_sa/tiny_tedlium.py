@@ -129,7 +129,7 @@ def write_talk(d: Path, talk: str) -> None:
     sf.write(d / "sph" / f"{talk}.sph", talk_audio(talk), SR, format="NIST", subtype="PCM_16")
 
 
-def make_tedlium(root: Path) -> Path:
+def make_corpus(root: Path) -> Path:
     """Write ``root/TEDLIUM_release-3/...``; return ``root``."""
     top = root / "TEDLIUM_release-3"
     for talk in TRAIN_TALKS + [t for t in SA_TALKS if t != ONLY_IN_SA_DIR]:
@@ -143,13 +143,13 @@ def make_tedlium(root: Path) -> Path:
     return root
 
 
-def make_archive(root: Path, mirror: Path) -> Path:
-    """Pack ``root/TEDLIUM_release-3`` as ``mirror/TEDLIUM_release-3.tgz``."""
+def make_archives(root: Path, mirror: Path) -> Dict[str, Path]:
+    """Pack ``root/TEDLIUM_release-3`` as ``mirror/TEDLIUM_release-3.tgz``; return {name: archive}."""
     mirror.mkdir(parents=True, exist_ok=True)
     archive = mirror / "TEDLIUM_release-3.tgz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(root / "TEDLIUM_release-3", arcname="TEDLIUM_release-3")
-    return archive
+    return {"TEDLIUM_release-3": archive}
 
 
 def all_talks() -> Dict[str, str]:
