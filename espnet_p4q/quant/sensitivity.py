@@ -109,12 +109,13 @@ def measure_sensitivity(model: torch.nn.Module, cfg: QuantConfig, batches: Seque
     KL values are averaged over batches weighted by their number of frames / tokens.
     """
     model.eval()
+    widths = tuple(widths)
     targets = select_modules(model, cfg.targets, QUANTIZABLE_TYPES, exclude=cfg.exclude, what="quantisation target")
     refs = [log_posteriors(model, b) for b in batches]
     n_frames = sum(int(r[1].sum()) for r in refs)
     n_tokens = sum(int(r[3].sum()) for r in refs)
     rows = []
-    for name, original in targets.items():
+    for i, (name, original) in enumerate(targets.items(), 1):
         for bits in widths:
             packed = quantize_one(original, bits, cfg)
             replace_module(model, name, packed)
@@ -128,6 +129,8 @@ def measure_sensitivity(model: torch.nn.Module, cfg: QuantConfig, batches: Seque
                 replace_module(model, name, original)
             rows.append(SensitivityRow(name, bits, int(original.weight.numel()),
                                        round(_stored_bits(packed), 6), kl_ctc, kl_att))
+        _log.info("%d/%d %s: KL %s", i, len(targets), name,
+                  ", ".join(f"{r.bits} bits {r.kl:.3g}" for r in rows[-len(widths):]))
     log_extremes(rows)
     return rows
 

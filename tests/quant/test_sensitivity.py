@@ -1,6 +1,7 @@
 """KL sensitivity per module and width on the tiny AED; bit allocation under a budget; YAML output."""
 
 import itertools
+import math
 import random
 
 import pytest
@@ -9,7 +10,8 @@ import torch
 from conftest import model_outputs
 from espnet_p4q.fileio import InputError
 from espnet_p4q.models.asr_model import load_fp32_asr_model
-from espnet_p4q.quant.allocate import BudgetError, allocate_bits, allocation_config, write_allocation
+from espnet_p4q.quant.allocate import (BudgetError, allocate_bits, allocate_within_file_budget, allocation_config,
+                                       packed_file_bits, write_allocation)
 from espnet_p4q.quant.apply import describe, quantize_model
 from espnet_p4q.quant.config import QuantConfig
 from espnet_p4q.quant.sensitivity import (
@@ -122,3 +124,55 @@ def test_a_model_without_ctc_has_zero_ctc_divergence(tiny_model_files, speech_ba
     rows = measure_sensitivity(model, QuantConfig(targets=[r"encoder\.encoders\.0\.feed_forward\.w_1"]),
                                [speech_batch], widths=(2,))
     assert len(rows) == 1 and rows[0].kl_ctc == 0 and rows[0].kl_att > 0
+
+
+def _random_rows(seed, n=6):
+    rng = random.Random(seed)
+    rows = []
+    for m in range(n):
+        params = 64 * rng.randint(1, 8)
+        kl = sorted((rng.random() * 10 ** rng.uniform(-2, 1) for _ in range(4)), reverse=True)
+        rows += [SensitivityRow(f"m{m}", b, params, b + 0.13, k, 0.0) for b, k in zip((2, 3, 4, 8), kl)]
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_file_budget_counts_the_overhead_and_retries_when_it_grows(seed):
+    """A fake file: the table's bits plus 1000 FP32 leftover bits plus 40 bits per module above 2 bits
+    (an overhead the first estimate, made on the all-2-bit allocation, does not see)."""
+    rows = _random_rows(seed)
+    t = by_module(rows)
+    n_params = sum(o[2].params for o in t.values()) + 100
+    calls = []
+
+    def file_bits(bits):
+        calls.append(dict(bits))
+        stored = sum(t[n][b].params * t[n][b].stored_bits for n, b in bits.items())
+        return math.ceil(stored + 1000 + 40 * sum(b > 2 for b in bits.values())), n_params
+
+    for budget in (3.0, 4.2, 6.0):
+        res = allocate_within_file_budget(rows, budget, file_bits)
+        assert res.file_bits <= budget * n_params and res.bits_per_param == res.file_bits / n_params
+        assert res.file_bits == file_bits(res.bits)[0]
+        # no better allocation fits: brute force over the real file size
+        best = min(sum(t[n][b].kl for n, b in zip(t, combo))
+                   for combo in itertools.product((2, 3, 4, 8), repeat=len(t))
+                   if file_bits(dict(zip(t, combo)))[0] <= budget * n_params * (1 - 6 / 8192))
+        assert sum(t[n][b].kl for n, b in res.bits.items()) <= best + 1e-12
+    assert calls[0] == {n: 2 for n in t}  # the overhead is first measured on the cheapest allocation
+    with pytest.raises(BudgetError, match="below the cheapest allocation's file"):
+        allocate_within_file_budget(rows, 2.0, file_bits)
+
+
+def test_packed_file_bits_is_the_quantize_file(tiny_model_files, tmp_path):
+    from espnet_p4q.quant.serialize import save_quantized
+
+    model = load_fp32_asr_model(*tiny_model_files)[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = allocation_config(FEW, {"ctc.ctc_lo": 2, "decoder.embed.0": 8, "encoder.embed.conv.2": 3,
+                                  "encoder.encoders.0.feed_forward.w_1": 4})
+    bits, params = packed_file_bits(model, cfg)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # left untouched
+    quantize_model(model, cfg)
+    save_quantized(model, cfg, tmp_path / "model.pth")
+    assert bits == 8 * (tmp_path / "model.pth").stat().st_size and params == describe(model).total_params
