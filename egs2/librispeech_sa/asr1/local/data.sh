@@ -1,27 +1,17 @@
 #!/usr/bin/env bash
 # LibriSpeech data for the P4Q speaker-adaptation recipe: download (resumable, checksummed) and
 # Kaldi data dirs. Run from the recipe directory (egs2/librispeech_sa/asr1), as ESPnet does.
-set -euo pipefail
+# shellcheck source=../../../../local/data_sh_head.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../../local/data_sh_head.sh"  # strict mode, $recipe, $repo, common options
 
-recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-repo=$(cd "$recipe/../../.." && pwd)
-
-stage=1
+# this recipe's option defaults; those of every paper-scale recipe are set in local/data_sh_head.sh
 stop_stage=3
-datadir=data
-sa_partition=paper
-n_adapt=0
-n_dev=0
 include_test_clean=false
 audio=sox
 sa_speakers=$recipe/conf/sa_speakers.txt
-sa_split=$recipe/conf/sa_split.yaml
-partition=$recipe/conf/sa_partition.tsv
-checksums=$recipe/conf/sa_archives.txt
 mirrors="https://www.openslr.org/resources/12 https://us.openslr.org/resources/12 https://openslr.elda.org/resources/12"
 sa_extract_all=false
-keep_archives=true
-options="stage stop_stage datadir sa_partition partition n_adapt n_dev include_test_clean audio sa_speakers sa_split checksums mirrors sa_extract_all keep_archives"
+options="include_test_clean audio sa_speakers sa_extract_all"  # besides the common ones
 
 usage() {
   cat <<EOF
@@ -40,11 +30,7 @@ Stages:
                 --n_adapt adapt, next --n_dev held out, the rest test (this recipe's earlier rule)
   3  validate the dirs (python -m espnet_p4q.bin.validate_data_dir), if that validator exists.
 Options (default):
-  --stage N              first stage ($stage)
-  --stop_stage N         last stage ($stop_stage)
-  --datadir DIR          output directory ($datadir)
-  --sa_partition RULE    paper or ordered (see stage 2) ($sa_partition)
-  --partition FILE       paper: the authors' partition (conf/sa_partition.tsv)
+$(common_options_help 22)
   --n_adapt N            paper: keep the first N of the train split, 0 = all; ordered: adapt size ($n_adapt)
   --n_dev N              ordered: utterances held out after the adapt ones ($n_dev)
   --include_test_clean B also download test-clean and write \$datadir/test_clean ($include_test_clean)
@@ -60,29 +46,14 @@ Environment: LIBRISPEECH (overrides db.sh), PYTHON (interpreter, default python3
 EOF
 }
 
-# shellcheck source=../../../../local/data_sh_head.sh
-. "$repo/local/data_sh_head.sh" "$@"
+parse_data_sh_options "$@"
 if [[ $sa_partition == paper ]] && [ ! -f "$partition" ]; then die "--partition $partition: no such file"; fi
-
-. "$recipe/db.sh"
-python=${PYTHON:-python3}
-export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-readers=$(sed 's/#.*//' "$sa_speakers" | xargs)
-[ -n "$readers" ] || die "$sa_speakers lists no readers"
+readers=$(speaker_ids "$sa_speakers" readers)
 
 # Where a part already lies (LibriSpeech/<part> as unpacked, or <part> directly).
 part_dir() {
   if [ ! -d "$LIBRISPEECH/LibriSpeech/$1" ] && [ -d "$LIBRISPEECH/$1" ]; then echo "$LIBRISPEECH/$1"
   else echo "$LIBRISPEECH/LibriSpeech/$1"; fi
-}
-
-fetch() {  # fetch NAME [extra args]: download+verify+extract unless done or already there
-  local name=$1; shift
-  local m mirror_args=()
-  for m in $mirrors; do mirror_args+=(--mirror "$m"); done
-  "$python" "$repo/local/download.py" fetch --checksums "$checksums" --name "$name" \
-    "${mirror_args[@]}" --download_dir "$LIBRISPEECH" --extract_dir "$LIBRISPEECH" \
-    --keep_archive "$keep_archives" "$@"
 }
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
@@ -91,7 +62,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   parts="dev-clean train-clean-100"
   if $include_test_clean; then parts="$parts test-clean"; fi
   for part in $parts; do
-    fetch "$part" --existing "$(part_dir "$part")"
+    fetch_archive "$LIBRISPEECH" "$part" --existing "$(part_dir "$part")"
   done
   sa_args=()
   if $sa_extract_all; then
@@ -101,7 +72,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
       sa_args+=(--member "LibriSpeech/train-clean-360/$r" --existing "$(part_dir train-clean-360)/$r")
     done
   fi
-  fetch train-clean-360 "${sa_args[@]}"
+  fetch_archive "$LIBRISPEECH" train-clean-360 "${sa_args[@]}"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
@@ -110,9 +81,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   if $include_test_clean; then test_args+=(--test_part test-clean); fi
   "$python" "$recipe/local/librispeech.py" --corpus "$LIBRISPEECH" --datadir "$datadir" \
     --sa_speakers "$sa_speakers" --audio "$audio" "${test_args[@]}"
-  "$python" "$repo/local/sa_dirs.py" --pool "$datadir/local/sa_pool" --datadir "$datadir" \
-    --sa_partition "$sa_partition" --partition "$partition" --n_adapt "$n_adapt" --n_dev "$n_dev" \
-    --sa_split "$sa_split"
+  write_sa_dirs
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then

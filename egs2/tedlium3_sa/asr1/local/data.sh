@@ -1,31 +1,21 @@
 #!/usr/bin/env bash
 # TED-LIUM 3 data for the P4Q speaker-adaptation recipe: download (resumable, checksummed) and
 # Kaldi data dirs. Run from the recipe directory (egs2/tedlium3_sa/asr1), as ESPnet does.
-set -euo pipefail
+# shellcheck source=../../../../local/data_sh_head.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../../local/data_sh_head.sh"  # strict mode, $recipe, $repo, common options
 
-recipe=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-repo=$(cd "$recipe/../../.." && pwd)
-
-stage=1
+# this recipe's option defaults; those of every paper-scale recipe are set in local/data_sh_head.sh
 stop_stage=4
-datadir=data
-sa_partition=paper
-n_adapt=0
-n_dev=0
 include_test=false
 unk=keep
 audio=sox
 segments=true
 sa_talks=$recipe/conf/sa_talks.txt
-sa_split=$recipe/conf/sa_split.yaml
-partition=$recipe/conf/sa_partition.tsv
 excluded=$recipe/conf/sa_partition_excluded.txt
-checksums=$recipe/conf/sa_archives.txt
 mirrors="https://www.openslr.org/resources/51 https://us.openslr.org/resources/51 https://openslr.elda.org/resources/51"
-keep_archives=true
 dump_dir=""
 dump_nj=8
-options="stage stop_stage datadir sa_partition partition excluded n_adapt n_dev include_test unk audio segments sa_talks sa_split checksums mirrors keep_archives dump_dir dump_nj"
+options="excluded include_test unk audio segments sa_talks dump_dir dump_nj"  # besides the common ones
 
 usage() {
   cat <<EOF
@@ -54,11 +44,7 @@ Stages:
      (p4q.sh's training, statistics and decoding) reads plain files only: neither segments nor
      'cmd |' pipes. Finished dirs are skipped on a re-run.
 Options (default):
-  --stage N            first stage ($stage)
-  --stop_stage N       last stage ($stop_stage)
-  --datadir DIR        output directory ($datadir)
-  --sa_partition RULE  paper or ordered (see stage 2) ($sa_partition)
-  --partition FILE     paper: the authors' partition (conf/sa_partition.tsv)
+$(common_options_help 20)
   --excluded FILE      paper: indexed segments in no split (conf/sa_partition_excluded.txt)
   --n_adapt N          paper: keep the first N of the train split, 0 = all; ordered: adapt size ($n_adapt)
   --n_dev N            ordered: segments held out after the adapt ones ($n_dev)
@@ -77,29 +63,19 @@ Environment: TEDLIUM3 (overrides db.sh), PYTHON (interpreter, default python3).
 EOF
 }
 
-# shellcheck source=../../../../local/data_sh_head.sh
-. "$repo/local/data_sh_head.sh" "$@"
+parse_data_sh_options "$@"
 [[ $dump_nj =~ ^[1-9][0-9]*$ ]] || die "--dump_nj must be a positive number, got '$dump_nj'"
 if [[ $sa_partition == paper ]]; then
   for f in "$partition" "$excluded"; do [ -f "$f" ] || die "$f: no such file"; done
 fi
-
-. "$recipe/db.sh"
-python=${PYTHON:-python3}
-export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
-talks=$(sed 's/#.*//' "$sa_talks" | xargs)
-[ -n "$talks" ] || die "$sa_talks lists no talks"
+talks=$(speaker_ids "$sa_talks" talks)
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   log "stage 1: corpus in $TEDLIUM3"
   mkdir -p "$TEDLIUM3"
-  mirror_args=()
-  for m in $mirrors; do mirror_args+=(--mirror "$m"); done
   existing=$TEDLIUM3/TEDLIUM_release-3/data/stm
   if [ ! -d "$existing" ] && [ -d "$TEDLIUM3/data/stm" ]; then existing=$TEDLIUM3/data/stm; fi
-  "$python" "$repo/local/download.py" fetch --checksums "$checksums" --name TEDLIUM_release-3 \
-    "${mirror_args[@]}" --download_dir "$TEDLIUM3" --extract_dir "$TEDLIUM3" \
-    --keep_archive "$keep_archives" --existing "$existing"
+  fetch_archive "$TEDLIUM3" TEDLIUM_release-3 --existing "$existing"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
@@ -109,9 +85,7 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   "$python" "$recipe/local/tedlium.py" prepare --corpus "$TEDLIUM3" --datadir "$datadir" \
     --sa_talks "$sa_talks" --include_test "$include_test" --unk "$unk" --audio "$audio" \
     --segments "$segments" "${index_args[@]}"
-  "$python" "$repo/local/sa_dirs.py" --pool "$datadir/local/sa_pool" --datadir "$datadir" \
-    --sa_partition "$sa_partition" --partition "$partition" --n_adapt "$n_adapt" --n_dev "$n_dev" \
-    --sa_split "$sa_split"
+  write_sa_dirs
 fi
 
 # The dirs stage 2 writes (those that exist).
