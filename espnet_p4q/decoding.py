@@ -27,12 +27,17 @@ def speech2text(config_path: Path, decode_conf: Dict, device: str = "cpu"):
     """An espnet2 Speech2Text with the structure of ``config_path``; the caller loads the weights.
 
     The config's file references (BPE model, feature statistics) may be relative to its directory.
+    Whisper models get :class:`~espnet_p4q.models.whisper_asr.WhisperSpeech2Text` (same interface).
     """
     from espnet2.bin.asr_inference import Speech2Text
 
-    from espnet_p4q.models.asr_model import resolved_config
+    from espnet_p4q.models.asr_model import resolved_config, uses_whisper
 
     cfg = resolved_config(Path(config_path))
+    if uses_whisper(cfg):
+        from espnet_p4q.models.whisper_asr import WhisperSpeech2Text
+
+        return WhisperSpeech2Text(Path(config_path), dict(decode_conf), device)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as tmp:
         yaml.safe_dump(cfg, tmp)
     try:

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from espnet_p4q.data.kaldi_dir import Segment, Utterance, write_data_dir
-from espnet_p4q.fileio import InputError, read_kaldi_table
+if __name__ == "__main__":  # run as a script: the repository on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from espnet_p4q.cli import ArgumentParser, guarded  # noqa: E402
+from espnet_p4q.data.kaldi_dir import Segment, Utterance, write_data_dir  # noqa: E402
+from espnet_p4q.fileio import InputError, read_kaldi_table  # noqa: E402
 
 
 
@@ -56,3 +61,32 @@ def subset_dir(src: os.PathLike, dst: os.PathLike, utt_ids: Sequence[str]) -> Pa
     if segments is None:
         return write_data_dir(dst, chosen)
     return write_data_dir(dst, chosen, {u: segments[u] for u in utt_ids}, wav)
+
+
+def first_per_speaker(src: os.PathLike, n: int) -> List[str]:
+    """The first ``n`` utterance ids of every speaker of ``src`` (id order; all of a smaller one)."""
+    if n < 1:
+        raise InputError(f"--per_speaker must be at least 1, got {n}")
+    by_spk: Dict[str, List[str]] = {}
+    for utt, spk in sorted(read_kaldi_table(Path(src) / "utt2spk").items()):
+        by_spk.setdefault(spk, []).append(utt)
+    return sorted(u for utts in by_spk.values() for u in utts[:n])
+
+
+@guarded("local/kaldi_subset.py")
+def main(argv=None) -> int:
+    p = ArgumentParser(prog="local/kaldi_subset.py",
+                       description="Copy the first N utterances of every speaker of a Kaldi data dir "
+                                   "(e.g. a smaller training set for a large model on a CPU).")
+    p.add_argument("--src", required=True, type=Path, help="Kaldi data dir to read")
+    p.add_argument("--dst", required=True, type=Path, help="data dir to write (replaced atomically)")
+    p.add_argument("--per_speaker", required=True, type=int, help="utterances kept per speaker")
+    a = p.parse_args(argv)
+    ids = first_per_speaker(a.src, a.per_speaker)
+    subset_dir(a.src, a.dst, ids)
+    print(f"local/kaldi_subset.py: {len(ids)} utterances -> {a.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -101,6 +101,13 @@ def espnet_config_from_train_yaml(
     return out_path
 
 
+def uses_whisper(config: Any) -> bool:
+    """Whether an espnet2 config (a Namespace or a dict) has a Whisper encoder or decoder; such
+    models come with Whisper's weights, tokenizer and decoding (espnet_p4q.models.whisper_asr)."""
+    get = config.get if isinstance(config, dict) else (lambda k: getattr(config, k, None))
+    return "whisper" in (get("encoder"), get("decoder"))
+
+
 def build_asr_model(config_path: Path) -> Tuple[torch.nn.Module, argparse.Namespace]:
     """An ESPnet ASR model with the structure ``config_path`` describes (random weights; a Whisper
     encoder/decoder comes with the verified local Whisper weights its options name)."""
@@ -108,7 +115,7 @@ def build_asr_model(config_path: Path) -> Tuple[torch.nn.Module, argparse.Namesp
 
     args = argparse.Namespace(**resolved_config(Path(config_path)))
     try:
-        if "whisper" in (getattr(args, "encoder", None), getattr(args, "decoder", None)):
+        if uses_whisper(args):
             from espnet_p4q.models.whisper_asr import build_whisper_model  # imports openai-whisper
 
             model = build_whisper_model(args)

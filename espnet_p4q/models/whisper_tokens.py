@@ -67,6 +67,25 @@ def hypothesis_text(tokenizer: Tokenizer, ids: Iterable[int]) -> str:
     return tokenizer.decode([int(i) for i in ids if int(i) < tokenizer.eot]).strip()
 
 
+# The text rule of every Whisper system (one rule, so no system gains by learning a style):
+# - hypotheses, FP32 zero-shot included, are put through the corpus normaliser
+#   (espnet_p4q.data.text_norm.normalize: upper case, numbers spelled out, no punctuation) before
+#   they are written and scored, exactly as the references were made;
+# - training targets are the (normalised) references in lower case: Whisper writes mostly lower
+#   case, so the adapters learn the words, not a switch to capitals, and the normaliser maps
+#   either back to the reference form.
+def scored_text(hypothesis: str) -> str:
+    """A Whisper hypothesis in the references' form (the corpus normaliser)."""
+    from espnet_p4q.data.text_norm import normalize
+
+    return normalize(hypothesis)
+
+
+def training_text(reference: str) -> str:
+    """The words a Whisper model is trained to write for a (normalised) reference."""
+    return reference.lower()
+
+
 def target_ids(tokenizer: Tokenizer, text: str) -> List[int]:
     """Training target of ``text``: Whisper's prompt (language, task, no timestamps) and the text.
 
@@ -82,7 +101,7 @@ class WhisperPreprocessor:
 
     Why: espnet2's ``CommonPreprocessor`` builds espnet's whisper tokenizer, which needs the
     Hugging Face API of espnet's whisper fork. Speech passes through unchanged (the encoder
-    computes Whisper's own features).
+    computes Whisper's own features); text becomes :func:`training_text` of it.
     """
 
     def __init__(self, tokenizer: Tokenizer, text_name: str = "text"):
@@ -91,5 +110,6 @@ class WhisperPreprocessor:
     def __call__(self, uid: str, data: Dict) -> Dict:
         out = dict(data)
         if self.text_name in out:
-            out[self.text_name] = np.array(target_ids(self.tokenizer, out[self.text_name]), dtype=np.int64)
+            text = training_text(out[self.text_name])
+            out[self.text_name] = np.array(target_ids(self.tokenizer, text), dtype=np.int64)
         return out

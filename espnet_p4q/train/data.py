@@ -23,6 +23,19 @@ IN_MEMORY_MAX_SECONDS = 4 * 3600.0
 set); larger ones (LoRA pretraining on a paper-scale training set) are read batch by batch."""
 
 
+def preprocess_fn(train_args: argparse.Namespace):
+    """espnet2's preprocessor of the model, or Whisper's own tokenizer for Whisper models."""
+    from espnet2.tasks.asr import ASRTask
+
+    from espnet_p4q.models.asr_model import uses_whisper
+
+    if uses_whisper(train_args):
+        from espnet_p4q.models.whisper_tokens import WhisperPreprocessor, tokenizer_for
+
+        return WhisperPreprocessor(tokenizer_for(len(train_args.token_list)))
+    return ASRTask.build_preprocess_fn(train_args, train=False)
+
+
 class UtteranceSet:
     """Audio and token ids of one data dir (optionally its first ``limit`` utterances)."""
 
@@ -45,7 +58,7 @@ class UtteranceSet:
         missing = [u for u in ids if u not in scp]
         if missing:
             raise InputError(f"no audio for {', '.join(missing[:5])}", self.scp_path)
-        self.preprocess = ASRTask.build_preprocess_fn(train_args, train=False)
+        self.preprocess = preprocess_fn(train_args)
         self.collate = ASRTask.build_collate_fn(train_args, train=False)
         self.ids: List[str] = ids
         self.rxfiles = [scp[u] for u in ids]
