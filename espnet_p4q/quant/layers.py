@@ -141,7 +141,10 @@ class DequantPlan:
         self.cols = self.shape[-1]
         self.rows = qs.shape.numel() // self.cols
         data = weight.data
-        self.data = data if data.dtype == torch.uint8 else data.view(torch.uint8)
+        data = data if data.dtype == torch.uint8 else data.view(torch.uint8)
+        # a table whose codes are in bitsandbytes' kernel layout (NF4Embedding.output_projection)
+        ours = in_kernel_layout(data) and not getattr(qs, "packing_format_for_cpu", False)
+        self.data = from_kernel_layout(data, self.rows, self.cols) if ours else data
         self.kernel = _native(f"cdequantize_blockwise_cpu_{qs.quant_type}_fp32")
         self.absmax_kernel = _native("cdequantize_blockwise_cpu_fp32") if qs.nested else None
         self.native = (
@@ -204,6 +207,60 @@ class DequantPlan:
 
 def _no_plan() -> None:
     return None
+
+
+# bitsandbytes' AVX512-BF16 layout interleaves the codes of groups of this many rows
+KERNEL_ROW_GROUP = 32
+
+
+def in_kernel_layout(codes: torch.Tensor) -> bool:
+    """Whether packed codes are in the kernel layout (rows, cols / 2); bitsandbytes' own layout
+    is one column (n / 2, 1)."""
+    return codes.dim() == 2 and codes.shape[1] > 1
+
+
+def to_kernel_layout(codes: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Codes of a (rows, cols) weight (two values a byte, the first in the high nibble) in the
+    layout of bitsandbytes' AVX512-BF16 kernel, rows zero-padded to whole groups of 32.
+
+    Why not bitsandbytes' converter: it works in place on a Linear4bit, needs whole groups and
+    rewrites the quantisation state (scales to bf16, double quantisation undone), which a table
+    that is also looked up exactly must keep. Same byte order as the converter: byte ``i`` of
+    (group, column pair) holds row ``i // 2`` (low nibble) and row ``16 + i // 2`` (high nibble)
+    of the group, column ``2 * pair + i % 2``.
+    """
+    g = KERNEL_ROW_GROUP
+    padded = -(-rows // g) * g
+    values = torch.zeros(padded, cols, dtype=torch.uint8)
+    pairs = codes.reshape(rows, cols // 2)
+    values[:rows, 0::2], values[:rows, 1::2] = pairs >> 4, pairs & 15
+    v = values.reshape(padded // g, 2, g // 2, cols // 2, 2).permute(0, 3, 2, 4, 1)  # group, pair, row, col, half
+    return ((v[..., 1] << 4) | v[..., 0]).reshape(padded, cols // 2).contiguous()
+
+
+def from_kernel_layout(codes: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """The inverse of :func:`to_kernel_layout`: bitsandbytes' own (rows * cols / 2, 1) codes."""
+    g = KERNEL_ROW_GROUP
+    k = codes.reshape(-1, cols // 2, g // 2, 2)
+    v = torch.stack([k & 15, k >> 4], dim=-1).permute(0, 4, 2, 1, 3).reshape(-1, cols)[:rows]
+    return ((v[:, 0::2] << 4) | v[:, 1::2]).reshape(-1, 1)
+
+
+def kernel_layout_rows(codes: torch.Tensor, row_ids: torch.Tensor, cols: int) -> torch.Tensor:
+    """The 4-bit values (as uint8, (n, cols)) of the given rows of kernel-layout codes."""
+    g = KERNEL_ROW_GROUP
+    half = row_ids % g
+    pairs = codes.view(-1, cols // 2, g // 2, 2)[row_ids // g, :, half % (g // 2)]  # (n, cols/2, 2)
+    shift = (half >= g // 2).to(torch.uint8).mul_(4).view(-1, 1, 1)
+    return ((pairs >> shift) & 15).reshape(-1, cols)
+
+
+def block_scales(qs, blocks: torch.Tensor) -> torch.Tensor:
+    """FP32 scales of the given quantisation blocks only, as the full dequantisation computes them."""
+    if not qs.nested:
+        return qs.absmax[blocks].float()
+    s2 = qs.state2
+    return s2.code[qs.absmax[blocks].long()] * s2.absmax[blocks // s2.blocksize] + qs.offset
 
 
 def plan_of(module: torch.nn.Module) -> DequantPlan:
@@ -301,7 +358,16 @@ class NF4Conv(_PackedWeightMixin, torch.nn.Module):
 
 
 class NF4Embedding(_PackedWeightMixin, torch.nn.Module):
-    """An Embedding with a packed 4-bit table, dequantised per call."""
+    """An Embedding with a packed 4-bit table, dequantised per call (only the looked-up rows where
+    rows are whole blocks).
+
+    The table can also serve as an output projection (:meth:`output_projection`, ``x @ table.T``:
+    Whisper's tied embedding). At inference on CPUs with AVX512-BF16 that runs bitsandbytes' fused
+    4-bit kernel; the first such call moves the codes (in place, still one packed copy) into the
+    kernel's layout, rows padded to groups of 32. The quantisation state is left as it is, lookups
+    read that layout with the exact FP32 scales, the state dict and training (``train()``) go back
+    to bitsandbytes' own layout, so files and gradients do not depend on the CPU.
+    """
 
     def __init__(self, emb: torch.nn.Embedding, weight: bnb.nn.Params4bit, compute_dtype="float32"):
         super().__init__()
@@ -319,12 +385,20 @@ class NF4Embedding(_PackedWeightMixin, torch.nn.Module):
         return m
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        plan = plan_of(self)
         # ESPnet's decoder re-embeds every beam's whole prefix each step: with a small vocabulary
         # that is more rows than the table, and one full dequantisation is cheaper
-        if x.numel() * 4 <= self.num_embeddings and self.rows_are_blocks():
+        few = x.numel() * 4 <= self.num_embeddings
+        if few and self.kernel_layout():
+            return self.kernel_layout_rows(x).to(self.weight.quant_state.dtype)
+        if few and self.rows_are_blocks():
+            plan = plan_of(self)
             return self.gather_rows(x, plan).to(plan.qs.dtype)  # the original weight dtype
-        return F.embedding(x, self.dequantized_weight(plan.qs.dtype), self.padding_idx)
+        return F.embedding(x, self.dequantized_weight(self.weight.quant_state.dtype), self.padding_idx)
+
+    def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
+        if self.kernel_layout():  # rare (many ids): a temporary copy in bitsandbytes' layout, no cached plan
+            return DequantPlan(self.weight).weight_fp32().to(dtype)
+        return super().dequantized_weight(dtype)
 
     def rows_are_blocks(self) -> bool:
         """Whether rows dequantise alone (each table row is whole quantisation blocks)."""
@@ -339,6 +413,94 @@ class NF4Embedding(_PackedWeightMixin, torch.nn.Module):
         """
         rows = plan.rows_fp32(x.reshape(-1), self.embedding_dim // 2, self.embedding_dim // plan.qs.blocksize)
         return rows.reshape(*x.shape, self.embedding_dim)
+
+    # --- the table as output projection (bitsandbytes' kernel layout) ---
+
+    def kernel_layout(self) -> bool:
+        return in_kernel_layout(self.weight.data)
+
+    def output_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ table.T`` (logits over the table's rows), FP32 in and out.
+
+        Why: dequantising the whole table for every decoder step costs more than the step (Whisper:
+        26.6 M weights); bitsandbytes' fused kernel reads the 4-bit codes instead (bf16
+        activations and scales, FP32 accumulation). Training, grad-requiring inputs, other CPUs
+        and ``P4Q_NF4_CPU_PATH`` other than auto/bnb compute ``x @ dequantised.T`` (exact).
+        """
+        if not self.kernel_applies(x):
+            return x @ self.dequantized_weight(torch.float32).t()
+        _log_once("table", "packed tied table on CPU: bitsandbytes AVX512-BF16 kernel for the output projection")
+        codes, scales, code = self.kernel_operands()
+        rows, cols = codes.shape[0], self.embedding_dim
+
+        def project(a: torch.Tensor) -> torch.Tensor:
+            flat = a.reshape(-1, cols)
+            out = torch.ops.bitsandbytes.gemv_4bit(flat, codes, [rows, cols], scales, code, self.weight.quant_state.blocksize)
+            return out[:, : self.num_embeddings].reshape(*a.shape[:-1], self.num_embeddings)
+
+        return on_distinct_rows(project, x)
+
+    def kernel_applies(self, x: torch.Tensor) -> bool:
+        qs = self.weight.quant_state
+        padded = -(-self.num_embeddings // KERNEL_ROW_GROUP) * KERNEL_ROW_GROUP
+        return (not self.training and not x.requires_grad and x.is_cpu and x.dtype is torch.float32
+                and _dtype(self.compute_dtype) is torch.float32 and qs.quant_type in ("nf4", "fp4")
+                and len(qs.shape) == 2 and cpu_inference_path(self.embedding_dim, padded, qs.blocksize) == "bnb")
+
+    def kernel_operands(self):
+        """(codes in the kernel layout, bf16 scales (blocks per row, rows), code book), made once."""
+        qs = self.weight.quant_state
+        cached = self.__dict__.get("_kernel_scales")
+        if not self.kernel_layout():
+            self.weight.data = to_kernel_layout(self.weight.data.view(torch.uint8), self.num_embeddings,
+                                                self.embedding_dim)
+            self.__dict__.pop("_dequant_plan", None)
+            cached = None
+        if cached is None or cached[0] is not qs:
+            rows, blocks = self.weight.data.shape[0], qs.absmax.numel()
+            scales = torch.zeros(rows, self.embedding_dim // qs.blocksize)
+            scales[: self.num_embeddings] = block_scales(qs, torch.arange(blocks)).reshape(self.num_embeddings, -1)
+            cached = (qs, scales.t().to(torch.bfloat16).contiguous())
+            self.__dict__["_kernel_scales"] = cached
+        return self.weight.data, cached[1], qs.code
+
+    def kernel_layout_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Looked-up rows read from the kernel layout: the same values as the full dequantisation."""
+        qs, dim = self.weight.quant_state, self.embedding_dim
+        ids = x.reshape(-1)
+        per_row = dim // qs.blocksize
+        blocks = ids[:, None] * per_row + torch.arange(per_row)
+        values = qs.code.float()[kernel_layout_rows(self.weight.data, ids, dim).long()]
+        rows = values * block_scales(qs, blocks).repeat_interleave(qs.blocksize, dim=1)
+        return rows.reshape(*x.shape, dim)
+
+    def bitsandbytes_layout(self) -> None:
+        """Codes back in bitsandbytes' own layout (for saving, training, loading)."""
+        if self.kernel_layout():
+            self.weight.data = from_kernel_layout(self.weight.data, self.num_embeddings, self.embedding_dim)
+            self.__dict__.pop("_kernel_scales", None)
+            self.__dict__.pop("_dequant_plan", None)
+
+    def kernel_tensors(self) -> List[torch.Tensor]:
+        """Tensors the kernel layout keeps besides the packed state (the bf16 scales)."""
+        cached = self.__dict__.get("_kernel_scales")
+        return [cached[1]] if cached is not None and self.kernel_layout() else []
+
+    def train(self, mode: bool = True):
+        if mode:
+            self.bitsandbytes_layout()
+        return super().train(mode)
+
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        super()._save_to_state_dict(destination, prefix, keep_vars)
+        if self.kernel_layout():
+            destination[prefix + "weight"] = from_kernel_layout(self.weight.data, self.num_embeddings,
+                                                                self.embedding_dim)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if prefix + "weight" in state_dict:
+            self.bitsandbytes_layout()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, nf4"
@@ -424,7 +586,7 @@ def packed_tensors(module: torch.nn.Module) -> List[torch.Tensor]:
     tensors = [module.weight.data, qs.absmax, qs.code]
     if qs.nested:
         tensors += [qs.state2.absmax, qs.state2.code]
-    return tensors
+    return tensors + (module.kernel_tensors() if isinstance(module, NF4Embedding) else [])
 
 
 def packed_bytes(module: torch.nn.Module) -> int:

@@ -73,7 +73,9 @@ def test_output_projection_reads_the_packed_table(nf4_whisper):
     hidden = {}
     model.decoder.decoders.ln.register_forward_hook(lambda m, i, o: hidden.setdefault("x", o))
     _, dec = outputs(model)
-    torch.testing.assert_close(dec, hidden["x"] @ table.t())
+    ref = hidden["x"] @ table.t()
+    # bitsandbytes' bf16 kernel where the CPU has AVX512-BF16 (tests/quant/test_kernel_layout.py)
+    assert ((dec - ref).norm() / ref.norm()).item() < 1e-2
     assert torch.equal(tied(torch.tensor([[PROMPT[0]]]))[0, 0], table[PROMPT[0]])
 
 
