@@ -1,6 +1,7 @@
 """End-to-end beam-search decoding on CPU: FP32 vs packed NF4 vs NF4 + a speaker adapter.
 
     python bench/bench_decode.py [--base egs2/synth_sa/asr1/pretrained/synth_sa_base] [--reps 3]
+    python bench/bench_decode.py --model whisper [--base exp/whisper] --beam_size 4 [--reps 2]
 
 Why: a forward pass (bench_nf4.py) hides what decoding costs (the decoder runs once per beam
 step), so this times what a user waits for: the same utterances decoded with the recipe's
@@ -9,13 +10,19 @@ systems interleaved repetition by repetition (rotating order) so drifts in machi
 alike. The base goes through the recipe's own steps (pyscripts/import_pretrained.py, then
 ``espnet_p4q.bin.quantize``); the adapter is the recipe's LoRA (conf/lora/rank4.yaml) with
 seeded random non-zero ``lora_B``, saved and loaded through the project's adapter files.
+``--model whisper``: Whisper base from its verified cache (``--base``, as built by
+``espnet_p4q.bin.build_whisper``), made an espnet2 model directory by that CLI's --espnet_dir,
+packed with conf/quant/nf4_whisper.yaml, adapter conf/lora/whisper.yaml, decoded by
+espnet_p4q.decoding's Whisper Speech2Text (prompted beam search) with the Whisper recipe's
+decoding config (30 s window, hypotheses cut at 8 tokens a second) and ``--beam_size``.
 Utterances are synthesised offline with flite + sox (16 kHz mono) from fixed sentences.
 
-Prints a markdown table and writes bench/out/bench_decode.json: decoding seconds, CPU time of
-the decoding thread and wall time (median over repetitions of the per-utterance sums; systems
-interleaved per utterance), RTF, ratio to FP32, peak RSS (each system in a
+Prints a markdown table and writes bench/out/bench_decode[_whisper][_beamN].json: decoding
+seconds, CPU time of the decoding thread and wall time (median over repetitions of the per-utterance sums; systems
+interleaved per utterance), RTF, ratio to FP32, peak RSS and RSS after decoding (each system in a
 fresh child process: load + decode every utterance once), weight bytes, and hypotheses against
-FP32 and against NF4 (identical count and WER of each against the references).
+FP32 and against NF4 (identical count and WER of each against the references; run-away: more than
+twice the reference's words).
 """
 
 from __future__ import annotations
@@ -45,26 +52,59 @@ SENTENCES = [
 ]
 VOICES = ["slt", "rms", "awb", "kal16"]
 SYSTEMS = ("fp32", "nf4", "nf4+adapter")
+# per model: pretrained source, decoding config, packing, adapter, work dir, JSON name
+MODELS = {
+    "conformer": {"base": "egs2/synth_sa/asr1/pretrained/synth_sa_base",
+                  "decode_config": "egs2/synth_sa/asr1/conf/decode.yaml", "quant_conf": "conf/quant/nf4.yaml",
+                  "lora_conf": "conf/lora/rank4.yaml", "work": "bench/out/decode_work", "out": "bench_decode"},
+    "whisper": {"base": "exp/whisper", "decode_config": "egs2/synth_sa_whisper/asr1/conf/decode.yaml",
+                "quant_conf": "conf/quant/nf4_whisper.yaml",
+                "lora_conf": "conf/lora/whisper.yaml", "work": "bench/out/decode_whisper_work",
+                "out": "bench_decode_whisper"},
+}
+# options a child process (peak RSS) gets again, as given or defaulted
+CHILD_OPTIONS = ("model", "base", "decode_config", "quant_conf", "lora_conf", "lora_b_std", "utts", "threads",
+                 "work", "beam_size")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--base", type=Path, default=REPO / "egs2/synth_sa/asr1/pretrained/synth_sa_base",
-                   help="pretrained ESPnet model directory (as the recipe's --pretrained_dir)")
-    p.add_argument("--decode_config", type=Path, default=REPO / "egs2/synth_sa/asr1/conf/decode.yaml")
-    p.add_argument("--quant_conf", type=Path, default=REPO / "conf/quant/nf4.yaml")
-    p.add_argument("--lora_conf", type=Path, default=REPO / "conf/lora/rank4.yaml")
+    p.add_argument("--model", choices=sorted(MODELS), default="conformer")
+    p.add_argument("--base", type=Path, help="pretrained ESPnet model directory (as the recipe's "
+                   "--pretrained_dir); Whisper: its cache dir. Defaults per --model (MODELS)")
+    p.add_argument("--decode_config", type=Path)
+    p.add_argument("--beam_size", type=int, help="overrides the decoding config's beam size")
+    p.add_argument("--quant_conf", type=Path)
+    p.add_argument("--lora_conf", type=Path)
     p.add_argument("--lora_b_std", type=float, default=0.02, help="std of the random lora_B")
     p.add_argument("--utts", type=int, default=12)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
-    p.add_argument("--work", type=Path, default=REPO / "bench/out/decode_work",
-                   help="cache: imported base, packed base, adapter, audio")
-    p.add_argument("--out", type=Path, default=REPO / "bench/out/bench_decode.json")
+    p.add_argument("--work", type=Path, help="cache: imported base, packed base, adapter, audio")
+    p.add_argument("--out", type=Path, help="JSON (default bench/out/<bench_decode[_whisper]>[_beamN].json)")
     p.add_argument("--label", default="", help="free text stored in the JSON (e.g. the code state)")
     p.add_argument("--rss_probe", choices=SYSTEMS, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    for key, value in MODELS[args.model].items():
+        if key != "out" and getattr(args, key) is None and value is not None:
+            setattr(args, key, REPO / value if isinstance(value, str) else value)
+    if args.out is None:
+        beam = "" if args.beam_size is None else f"_beam{args.beam_size}"
+        args.out = REPO / f"bench/out/{MODELS[args.model]['out']}{beam}.json"
+    return args
+
+
+def decoding_options(args) -> dict:
+    import yaml
+
+    conf = {}
+    if args.decode_config is not None:
+        with open(args.decode_config, encoding="utf-8") as f:
+            conf = yaml.safe_load(f) or {}
+    if args.beam_size is not None:
+        conf["beam_size"] = args.beam_size
+    return conf
 
 
 def _run(cmd):
@@ -93,7 +133,10 @@ def prepare_models(args) -> dict:
     """Imported FP32 base, packed NF4 directory and an adapter file, built once into --work."""
     work = args.work
     base, nf4 = work / "base", work / "nf4"
-    if not (base / "base.pth").is_file():
+    if not (base / "base.pth").is_file() and args.model == "whisper":
+        _run([sys.executable, "-m", "espnet_p4q.bin.build_whisper", "--cache_dir", args.base,
+              "--espnet_dir", base, "--log_level", "WARNING"])
+    elif not (base / "base.pth").is_file():
         _run([sys.executable, REPO / "egs2/TEMPLATE/asr1/pyscripts/import_pretrained.py",
               "--src", args.base, "--output_dir", base, "--final_dir", base.resolve()])
     if not (nf4 / "size.json").is_file():
@@ -176,21 +219,33 @@ def wer(refs, hyps) -> float:
     return 100.0 * jiwer.wer([refs[k].upper() for k in keys], [hyps[k].upper() or "<EMPTY>" for k in keys])
 
 
+def current_rss() -> int:
+    """Resident bytes of this process now."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
 def rss_probe(args, paths, decode_conf, audio) -> None:
-    """Child process: load one system, decode every utterance once, print peak RSS in bytes."""
+    """Child process: load one system, decode every utterance once, print peak RSS (load included)
+    and the RSS after decoding, in bytes."""
+    import gc
+
     s2t = load_system(args.rss_probe, paths, decode_conf)
+    gc.collect()
     decode_all(s2t, audio)
-    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+                      "rss_after_bytes": current_rss()}))
 
 
-def peak_rss(args, name: str) -> int:
+def rss_of(args, name: str) -> dict:
+    """{peak_rss_bytes, rss_after_bytes} of one system alone in a fresh process."""
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    cmd = [sys.executable, __file__, "--rss_probe", name, "--work", str(args.work), "--utts", str(args.utts),
-           "--base", str(args.base), "--quant_conf", str(args.quant_conf), "--lora_conf", str(args.lora_conf),
-           "--lora_b_std", str(args.lora_b_std), "--decode_config", str(args.decode_config),
-           "--threads", str(args.threads)]
+    cmd = [sys.executable, __file__, "--rss_probe", name]
+    for key in CHILD_OPTIONS:
+        if getattr(args, key) is not None:
+            cmd += [f"--{key}", str(getattr(args, key))]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return int(json.loads(out.strip().splitlines()[-1])["peak_rss_bytes"])
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None):
@@ -200,15 +255,13 @@ def main(argv=None):
     import warnings
 
     import torch
-    import yaml
 
     from espnet_p4q.quant.apply import describe
 
     warnings.filterwarnings("ignore")
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(args.threads)
-    with open(args.decode_config, encoding="utf-8") as f:
-        decode_conf = yaml.safe_load(f) or {}
+    decode_conf = decoding_options(args)
     utts = make_audio(args.work, args.utts)
     paths = prepare_models(args)
     audio = [(u, read_wav(w)[0]) for u, w, _ in utts]
@@ -248,8 +301,9 @@ def main(argv=None):
             "wall_seconds_per_rep": [round(t, 3) for t in wall[name]],
             "rtf_cpu": round(c / audio_seconds, 4), "rtf_wall": round(w / audio_seconds, 4),
             "cpu_ratio_vs_fp32": round(c / med[ref_sys][0], 3), "wall_ratio_vs_fp32": round(w / med[ref_sys][1], 3),
-            "peak_rss_bytes": peak_rss(args, name), "weight_bytes": wb, "weight_fraction_of_fp32": round(wb / fp32_w, 4),
+            **rss_of(args, name), "weight_bytes": wb, "weight_fraction_of_fp32": round(wb / fp32_w, 4),
             "wer": round(wer(refs, hyps[name]), 2),
+            "runaway": sum(len(hyps[name][u].split()) > 2 * len(refs[u].split()) for u in refs),
         }
         for other in ("fp32", "nf4"):
             if other in hyps:
@@ -258,7 +312,8 @@ def main(argv=None):
         rows.append(row)
 
     result = {
-        "label": args.label, "base": str(args.base), "decode_config": decode_conf, "threads": args.threads,
+        "label": args.label, "model": args.model, "base": str(args.base), "decode_config": decode_conf,
+        "threads": args.threads,
         "utterances": len(audio), "audio_seconds": round(audio_seconds, 2), "reps": args.reps,
         "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(" :\t"),
         "cpu_avx512_bf16": "avx512_bf16" in open("/proc/cpuinfo").read(),
@@ -266,19 +321,21 @@ def main(argv=None):
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{args.base.name}: {len(audio)} utterances, {audio_seconds:.1f} s audio, beam "
+    print(f"{args.model} ({args.base.name}): {len(audio)} utterances, {audio_seconds:.1f} s audio, beam "
           f"{decode_conf.get('beam_size')}, ctc_weight {decode_conf.get('ctc_weight')}, batch 1, "
           f"{args.threads} thread(s), median of {args.reps} interleaved repetitions; CPU {result['cpu']}"
           f" (AVX512-BF16: {result['cpu_avx512_bf16']}) {args.label}")
     print()
-    print("| system | CPU s | RTF (CPU) | CPU vs FP32 | wall s | wall vs FP32 | peak RSS MB | weights MB "
-          "| weights / FP32 | WER % | identical to FP32 | identical to NF4 |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| system | CPU s | RTF (CPU) | CPU vs FP32 | wall s | wall vs FP32 | peak RSS MB | RSS after MB "
+          "| weights MB | weights / FP32 | WER % | run-away hyps | identical to FP32 | identical to NF4 |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     n = len(audio)
     for r in rows:
         print(f"| {r['system']} | {r['cpu_seconds']:.2f} | {r['rtf_cpu']:.3f} | {r['cpu_ratio_vs_fp32']:.2f}x | "
               f"{r['wall_seconds']:.2f} | {r['wall_ratio_vs_fp32']:.2f}x | {r['peak_rss_bytes'] / 1e6:.0f} | "
+              f"{r['rss_after_bytes'] / 1e6:.0f} | "
               f"{r['weight_bytes'] / 1e6:.3f} | {r['weight_fraction_of_fp32']:.3f} | {r['wer']:.1f} | "
+              f"{r['runaway']}/{n} | "
               f"{r.get('identical_to_fp32', '-')}/{n} | {r.get('identical_to_nf4', '-')}/{n} |")
     return 0
 
