@@ -22,18 +22,16 @@ import logging
 import sys
 from pathlib import Path
 
-from espnet_p4q.cli import ArgumentParser, guarded
+from espnet_p4q.cli import guarded
 from espnet_p4q.fileio import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tuning_grid import (add_common_args, decode_sets, parse_grid, point_config, score_point,  # noqa: E402
-                         tuning_speakers, write_table)
+from tuning_grid import search, start, tuning_parser  # noqa: E402
 
 
 def get_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(description=__doc__)
-    add_common_args(p, "exp/asr_<tag> with config.yaml, base.pth, nf4/ and lora_pretrain/ (stages 5-7)",
-                    "KEY=V1,V2,... for keys of the train conf (the grid overrides them)")
+    p = tuning_parser(__doc__, "exp/asr_<tag> with config.yaml, base.pth, nf4/ and lora_pretrain/ (stages 5-7)",
+                      "KEY=V1,V2,... for keys of the train conf (the grid overrides them)")
     p.add_argument("--system", required=True, help="a per-speaker system of the registry")
     p.add_argument("--systems_conf", type=Path, default=None, help="the registry (default: conf/systems.yaml)")
     p.add_argument("--train_conf", type=Path, required=True, help="the system's adaptation YAML")
@@ -44,15 +42,12 @@ def get_parser() -> argparse.ArgumentParser:
 
 @guarded("tune_adapt.py")
 def main(argv=None) -> int:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level="INFO", format="%(asctime)s [tune_adapt] %(message)s")
-    speakers = tuning_speakers(args.tune_list, args.eval_list)
+    args, speakers = start(get_parser(), argv, "tune_adapt")
 
     from espnet_p4q.config_check import read_yaml_mapping
     from espnet_p4q.decoding import SpeakerDecoder
     from espnet_p4q.train.finetuner import Finetuner
     from espnet_p4q.lora.config import LoRAConfig
-    from espnet_p4q.report.wer import read_references
     from espnet_p4q.systems import DEFAULT_REGISTRY, load_registry, select
     from espnet_p4q.models.base import BaseSpec
     from espnet_p4q.train.loop import TrainConfig
@@ -69,25 +64,18 @@ def main(argv=None) -> int:
     init = exp / "lora_pretrain" / "pretrain" / "adapter.pth" if system.adapt.init == "pretrained" else None
     base_conf = read_yaml_mapping(args.train_conf)
     decode_conf = read_yaml_mapping(args.decode_config)
-    refs = read_references(args.data_dir, speakers)
-    rows = []
-    for point in parse_grid(args.grid):
-        tag, out, conf = point_config(args.output_dir, point, base_conf, "train.yaml")
+
+    def adapted_decoder(point, out: Path, conf: Path):
+        """Each tuning speaker adapted with the point's train conf (out/adapt/<spk>), then their decoder."""
         tuner = Finetuner(base, system.adapt.mode, TrainConfig.from_yaml(conf), lcfg, init_adapter=init)
         logging.info("%s %s: adapting %d tuning speakers", args.system, point, len(speakers))
         for s in speakers:
             tuner.run(args.data_dir / f"{s}_adapt", s, out / "adapt" / s, n_utts=args.n_utts or None)
         del tuner
         per_speaker = {"adapter_dir": out / "adapt"} if lora else {"model_dir": out / "adapt"}
-        decoder = SpeakerDecoder(BaseSpec.parse(base), decode_conf, first_speaker=speakers[0], **per_speaker)
-        dec = out / "decode"
-        decode_sets(decoder, [args.data_dir / f"{s}_test" for s in speakers], dec)
-        rows.append(score_point(point, dec, refs, f"{args.system} {tag}"))
-        logging.info("%s %s: WER %.2f%% over the tuning speakers", args.system, point, rows[-1][1])
+        return SpeakerDecoder(BaseSpec.parse(base), decode_conf, first_speaker=speakers[0], **per_speaker)
 
-    table = write_table(rows, speakers, args.output_dir)
-    print(table, end="")
-    return 0
+    return search(args, speakers, base_conf, "train.yaml", adapted_decoder, args.system, log_prefix=f"{args.system} ")
 
 
 if __name__ == "__main__":

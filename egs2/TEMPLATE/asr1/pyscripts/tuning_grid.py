@@ -1,15 +1,17 @@
-"""Grid search on the tuning speakers, shared by tune_adapt.py and tune_decode.py: the grid,
-the speaker lists (evaluation speakers refused) and the result table."""
+"""Grid search on the tuning speakers, shared by tune_adapt.py and tune_decode.py: the options,
+the grid, the speaker lists (evaluation speakers refused), the search loop and the result table."""
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import logging
 from pathlib import Path
-from typing import Dict, List, Mapping, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import yaml
 
+from espnet_p4q.cli import ArgumentParser
 from espnet_p4q.fileio import InputError, read_id_list
 
 Row = Tuple[Dict[str, float], float, Dict[str, float]]  # grid point, pooled WER, WER per speaker
@@ -35,9 +37,10 @@ def parse_grid(items: List[str]) -> List[Dict[str, float]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def add_common_args(p: argparse.ArgumentParser, exp_help: str, grid_help: str) -> None:
-    """The options both tuning scripts take: the experiment, the decoding config, the grid, the
-    speaker lists and the output directory."""
+def tuning_parser(description: str, exp_help: str, grid_help: str) -> argparse.ArgumentParser:
+    """The parser of a tuning script with the options both take: the experiment, the decoding
+    config, the grid, the speaker lists and the output directory."""
+    p = ArgumentParser(description=description)
     p.add_argument("--exp_dir", type=Path, required=True, help=exp_help)
     p.add_argument("--decode_config", type=Path, required=True, help="decoding YAML")
     p.add_argument("--grid", nargs="+", required=True, help=grid_help)
@@ -45,6 +48,14 @@ def add_common_args(p: argparse.ArgumentParser, exp_help: str, grid_help: str) -
     p.add_argument("--tune_list", type=Path, default=Path("data/sa_tune.list"))
     p.add_argument("--eval_list", type=Path, default=Path("data/sa_eval.list"))
     p.add_argument("--output_dir", type=Path, required=True)
+    return p
+
+
+def start(parser: argparse.ArgumentParser, argv, tool: str) -> Tuple[argparse.Namespace, List[str]]:
+    """The options parsed, logging as ``<time> [TOOL] message``, and the tuning speakers."""
+    args = parser.parse_args(argv)
+    logging.basicConfig(level="INFO", format=f"%(asctime)s [{tool}] %(message)s")
+    return args, tuning_speakers(args.tune_list, args.eval_list)
 
 
 def tuning_speakers(tune_list: Path, eval_list: Path) -> List[str]:
@@ -103,3 +114,29 @@ def write_table(rows: Sequence[Row], speakers: Sequence[str], output_dir: Path) 
     table = "\n".join(lines) + "\n"
     (output_dir / "tune.tsv").write_text(table, encoding="utf-8")
     return table
+
+
+def search(args, speakers: Sequence[str], base_conf: Mapping, conf_name: str,
+           point_decoder: Callable[[Dict[str, float], Path, Path], object], label: str, log_prefix: str = "",
+           grid_keys_of: Optional[Path] = None) -> int:
+    """The search both scripts run. For each point of --grid: OUTPUT_DIR/<tag>/CONF_NAME (BASE_CONF
+    with the point's values), POINT_DECODER(point, OUTPUT_DIR/<tag>, that file) gives the decoder,
+    which decodes the tuning speakers' test sets into OUTPUT_DIR/<tag>/decode, scored as
+    '<LABEL> <tag>'. Then the table (:func:`write_table`) is printed. With GRID_KEYS_OF (the file
+    BASE_CONF was read from) the grid may only set keys BASE_CONF has."""
+    from espnet_p4q.report.wer import read_references
+
+    refs = read_references(args.data_dir, speakers)
+    rows = []
+    for point in parse_grid(args.grid):
+        unknown = set(point) - set(base_conf) if grid_keys_of is not None else set()
+        if unknown:
+            raise InputError(f"--grid: {', '.join(sorted(unknown))} not among its options", grid_keys_of)
+        tag, out, conf = point_config(args.output_dir, point, base_conf, conf_name)
+        decode_sets(point_decoder(point, out, conf), [args.data_dir / f"{s}_test" for s in speakers], out / "decode")
+        rows.append(score_point(point, out / "decode", refs, f"{label} {tag}"))
+        logging.info("%s%s: WER %.2f%% over the tuning speakers", log_prefix, point, rows[-1][1])
+
+    table = write_table(rows, speakers, args.output_dir)
+    print(table, end="")
+    return 0
