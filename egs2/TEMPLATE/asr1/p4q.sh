@@ -89,8 +89,9 @@ opt asr_stats_dir "" "statistics dir (default: exp/asr_stats_<train_config name>
 opt asr_args "" "extra options for espnet2.bin.asr_train, e.g. '--max_epoch 30'"
 opt feats_normalize global_mvn "feature normalisation: global_mvn (with stage 4's statistics), utterance_mvn or none"
 opt inference_asr_model valid.acc.ave.pth "espnet2 model file that becomes exp/asr_<tag>/base.pth"
-opt pretrained_model "" "directory of a trained ESPnet model (config.yaml + .pth, or an unpacked pack with meta.yaml): stage 5 imports it instead of training, stages 3-4 are skipped"
+opt pretrained_model "" "directory of a trained ESPnet model (config.yaml + .pth, or an unpacked pack with meta.yaml), or whisper:NAME (OpenAI's Whisper, rebuilt offline: espnet_p4q.bin.build_whisper): stage 5 imports it instead of training, stages 3-4 are skipped"
 opt pretrained_model_file "" "model file inside --pretrained_model when it holds several"
+opt whisper_cache "" "cache of rebuilt Whisper checkpoints for --pretrained_model whisper:NAME (default: <expdir>/whisper)"
 
 section "P4Q (stages 6-8, 11)"
 opt systems_conf "\$p4q_root/conf/systems.yaml" "the registry of systems: the comparison's rows, how each is trained (stage 8) and decoded"
@@ -243,7 +244,9 @@ if [ "$token_type" = bpe ]; then bpemodel=$token_dir/bpe.model; else bpemodel=no
 
 train_config_name=$(basename "${train_config:-none}" .yaml)
 if [ -z "$asr_tag" ]; then
-  if [ -n "$pretrained_model" ]; then
+  if [[ $pretrained_model == whisper:* ]]; then
+    asr_tag=${pretrained_model/:/_}
+  elif [ -n "$pretrained_model" ]; then
     asr_tag=pretrained_$(basename "$(readlink -f "$pretrained_model")")
   else
     asr_tag=${train_config_name}_${token_suffix}
@@ -567,8 +570,31 @@ link_base_model() {
   log "Stage 5: base model: $asr_exp/base.pth -> $target"
 }
 
+# import_whisper: stage 5 for --pretrained_model whisper:NAME (config.yaml + base.pth from the cache).
+import_whisper() {
+  local name=${pretrained_model#whisper:} cache=${whisper_cache:-$expdir/whisper} marker=$asr_exp/.done sig
+  mkdir -p "$cache"
+  cache=$(cd "$cache" && pwd)
+  sig=$(signature whisper "$name" "$cache")
+  if is_done "$marker" "$sig" && [ -f "$asr_exp/base.pth" ]; then
+    log "Stage 5: Whisper $name already imported ($asr_exp); skipping"
+    return
+  fi
+  log "Stage 5: Whisper $name (cache $cache) as an espnet2 model -> $asr_exp; log: $asr_exp/import.log"
+  rm -rf "$asr_exp" "$asr_exp.tmp"
+  run_logged "$expdir/import_whisper.log" "$python" -m espnet_p4q.bin.build_whisper --cache_dir "$cache" \
+    --name "$name" --espnet_dir "$asr_exp.tmp"
+  mv "$expdir/import_whisper.log" "$asr_exp.tmp/import.log"
+  mark_done "$asr_exp.tmp/.done" "$sig"
+  replace_dir "$asr_exp.tmp" "$asr_exp"
+}
+
 stage_train() {
   local marker=$asr_exp/.done sig logf
+  if [[ $pretrained_model == whisper:* ]]; then
+    import_whisper
+    return
+  fi
   if [ -n "$pretrained_model" ]; then
     [ -d "$pretrained_model" ] || die "--pretrained_model $pretrained_model is not a directory"
     sig=$(signature pretrained "$(readlink -f "$pretrained_model")" "$pretrained_model_file" \
