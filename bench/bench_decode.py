@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -219,10 +218,15 @@ def wer(refs, hyps) -> float:
     return 100.0 * jiwer.wer([refs[k].upper() for k in keys], [hyps[k].upper() or "<EMPTY>" for k in keys])
 
 
-def current_rss() -> int:
-    """Resident bytes of this process now."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * resource.getpagesize()
+def rss_now_and_peak() -> tuple:
+    """(resident bytes now, peak resident bytes) of this process's own memory.
+
+    Why /proc and not getrusage: Linux carries ``ru_maxrss`` over fork + exec, so a child started
+    by the (large) benchmark process would report the parent's peak.
+    """
+    with open("/proc/self/status") as f:
+        kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in f) if k in ("VmRSS", "VmHWM")}
+    return kb["VmRSS"] * 1024, kb["VmHWM"] * 1024
 
 
 def rss_probe(args, paths, decode_conf, audio) -> None:
@@ -233,8 +237,8 @@ def rss_probe(args, paths, decode_conf, audio) -> None:
     s2t = load_system(args.rss_probe, paths, decode_conf)
     gc.collect()
     decode_all(s2t, audio)
-    print(json.dumps({"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-                      "rss_after_bytes": current_rss()}))
+    now, peak = rss_now_and_peak()
+    print(json.dumps({"peak_rss_bytes": peak, "rss_after_bytes": now}))
 
 
 def rss_of(args, name: str) -> dict:
