@@ -125,20 +125,36 @@ def markdown(rows: Sequence[SizeWerRow], ref_name: str, extra: Optional[Dict[str
 
 
 def plot(rows: Sequence[SizeWerRow], path: os.PathLike, title: Optional[str] = None) -> Path:
-    """WER against file size (MB, log axis), one line per group, each point labelled; PNG (Agg)."""
+    """WER against file size (MB, log axis), one line per group, each point labelled; PNG (Agg).
+
+    The WER axis stops at twice the first row's (the reference's) WER, so that a broken model does
+    not flatten the rest; a point above is drawn on the top edge as a triangle labelled with its WER.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=150)
+    cap = 2.0 * rows[0].wer if rows and rows[0].wer > 0 else None
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), dpi=150)
     try:
         for group in dict.fromkeys(r.group for r in rows):
             pts = sorted((r.bytes / 1e6, r.wer, r.name) for r in rows if r.group == group)
-            ax.plot([x for x, _, _ in pts], [y for _, y, _ in pts], marker="o", label=group)
-            for x, y, name in pts:
-                ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            shown = [(x, min(y, cap) if cap else y) for x, y, _ in pts]
+            line, = ax.plot([x for x, _ in shown], [y for _, y in shown], marker="o", label=group)
+            for i, ((x, y), (_, rate, name)) in enumerate(zip(shown, pts)):
+                off = cap is not None and rate > cap
+                if off:
+                    ax.plot([x], [y], marker="^", markersize=9, color=line.get_color())
+                ax.annotate(f"{name} ({rate:.1f}%)" if off else name, (x, y), textcoords="offset points",
+                            xytext=(4, -10 if off else 4 + 7 * (i % 2)), fontsize=7)
         ax.set(xscale="log", xlabel="model file size (MB, log scale)", ylabel="WER (%)", title=title or "")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xticks(sorted({round(r.bytes / 1e6, 2) for r in rows if r.group != "mixed"}))
+        if cap:
+            ax.set_ylim(top=cap * 1.02)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="best")
         fig.tight_layout()
