@@ -101,6 +101,22 @@ def check_decode_config(recipe: Path) -> None:
     assert dec["ctc_weight"] == train["model_conf"]["ctc_weight"]
 
 
+def run_in_group(args: Sequence[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    """Run a recipe command in its own process group; on timeout the whole group is killed (a
+    p4q.sh left running would keep writing into the tree), then TimeoutExpired is raised."""
+    import signal
+
+    proc = subprocess.Popen(list(args), cwd=cwd, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 def copy_recipe(recipe: Path, root: Path) -> Path:
     """A repository-shaped copy of the recipe under root (TEMPLATE, the top-level local/ and path.sh
     linked), so that running its stages writes nothing into egs2/."""

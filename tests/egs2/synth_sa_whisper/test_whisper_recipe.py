@@ -16,7 +16,7 @@ import subprocess
 import sys
 
 import yaml
-from recipe_checks import REPO, copy_recipe, env
+from recipe_checks import REPO, copy_recipe, env, run_in_group
 
 sys.path.insert(0, str(REPO / "tests" / "models"))
 from tiny_whisper import NAME, ct2_bytes, ct2_variables, random_whisper, write_parts  # noqa: E402
@@ -45,12 +45,12 @@ def test_ci_size_comparison_on_a_tiny_whisper(tmp_path, ci_corpus):
 
     data_opts = (f"--config ../../synth_sa/asr1/conf/data_ci.yaml --download_dir {ci_corpus.parent / 'downloads'} "
                  "--train_per_speaker 4 --nj 1")
-    proc = subprocess.run(
+    proc = run_in_group(
         ["./run.sh", "--pretrained_model", f"whisper:{NAME}", "--local_data_opts", data_opts,
          "--train_set", "train_w4", "--inference_config", "conf/decode_ci.yaml", "--n_adapt", "0",
          "--inference_nj", "2", "--train_threads", "1"]
         + [arg for conf in CI_TRAIN_CONFS for arg in (f"--{conf}", "conf/finetune_ci.yaml")],
-        cwd=recipe, env=env(), capture_output=True, text=True, timeout=1500)
+        cwd=recipe, timeout=1500)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
     data, exp = recipe / "data", recipe / f"exp/asr_whisper_{NAME}"
