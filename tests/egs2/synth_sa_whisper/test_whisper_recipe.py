@@ -67,8 +67,10 @@ def test_ci_size_comparison_on_a_tiny_whisper(tmp_path, ci_corpus):
     for sys_name in SYSTEMS:
         for spk in speakers:
             out = exp / f"decode_{sys_name}/{spk}_test"
-            assert json.loads((out / "decode.json").read_text())["utterances"] == 3
-            for line in (out / "text").read_text().splitlines():  # the Whisper text rule: normalised words
+            assert json.loads((out / "decode.json").read_text())["rtf"] > 0
+            lines = (out / "text").read_text().splitlines()
+            assert len(lines) == 3
+            for line in lines:  # the Whisper text rule: normalised words
                 assert re.fullmatch(r"\S+( [A-Z0-9']+)*", line), line
             assert (out / "score_wer/result.txt").is_file()
     results = (recipe / "RESULTS.md").read_text()
