@@ -1,15 +1,22 @@
-"""Shared fixtures: a tiny ESPnet Conformer AED built through espnet2's own ASRTask."""
+"""Shared fixtures: a tiny ESPnet Conformer AED built through espnet2's own ASRTask, the CI corpus,
+and the fixtures of the paper-scale recipes' test modules (tests/egs2/<corpus>/).
+
+One conftest for the whole tree: test modules import helpers with ``from conftest import ...``,
+which a second conftest module (e.g. tests/egs2/conftest.py) would shadow in a full run.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+for _p in (REPO, REPO / "tests" / "egs2"):  # the package; recipe_checks for tests/egs2/<corpus>/
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -101,3 +108,32 @@ def tiny_char_model_files(tmp_path_factory):
     model, _ = build_asr_model(config)
     torch.save(model.state_dict(), tmp / "model.pth")
     return config, tmp / "model.pth"
+
+
+# Fixtures of the paper-scale recipes' test modules, built from what each module names: RECIPE
+# (egs2/<corpus>/asr1) and ``tiny``, its tiny-corpus module (make_corpus(root),
+# make_archives(root, mirror) -> {name: archive}). Module-scoped: built once per module.
+@pytest.fixture(scope="module")
+def help_text(request) -> str:
+    """run.sh --help of the module's RECIPE."""
+    from recipe_checks import run_help
+
+    return run_help(request.module.RECIPE)
+
+
+@pytest.fixture(scope="module")
+def corpus(request, tmp_path_factory) -> Path:
+    """The module's tiny corpus, as extracted."""
+    return request.module.tiny.make_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def mirror(request, tmp_path_factory):
+    """(www, sums.txt): a file:// mirror with the tiny corpus's archives, and their sha256 in the
+    format of local/download.py --checksums."""
+    tiny, tmp = request.module.tiny, tmp_path_factory.mktemp("mirror")
+    archives = tiny.make_archives(tiny.make_corpus(tmp / "src"), tmp / "www")
+    conf = tmp / "sums.txt"
+    conf.write_text("".join(f"{name} {a.name} sha256:{hashlib.sha256(a.read_bytes()).hexdigest()}\n"
+                            for name, a in archives.items()))
+    return tmp / "www", conf
