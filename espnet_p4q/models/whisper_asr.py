@@ -24,6 +24,7 @@ from espnet_p4q.fileio import atomic_path, write_text_atomic
 from espnet_p4q.models.asr_model import espnet_config_from_train_yaml, resolved_config
 from espnet_p4q.models.tied_embedding import tie_embedding
 from espnet_p4q.models.whisper_bridge import local_whisper
+from espnet_p4q.models.whisper_scorer import CachedCrossAttentionScorer
 from espnet_p4q.models.whisper_tokens import SYM_EOS, SYM_SOS, hypothesis_text, scored_text, token_list, tokenizer_for
 from espnet_p4q.models.whisper_weights import verified_checkpoint
 
@@ -111,9 +112,10 @@ def best_hypothesis(model: torch.nn.Module, speech: torch.Tensor, tokenizer: Tok
                     max_tokens: Optional[int] = None):
     """espnet's best Hypothesis (``yseq``: prompt first, end token last; ``score``) for one
     16 kHz waveform, at most ``max_tokens`` text tokens (default: as many as the decoder has
-    positions)."""
+    positions). The decoder scores through :class:`CachedCrossAttentionScorer` (same scores,
+    the audio's cross-attention projections computed once)."""
     search = BeamSearch(
-        scorers={"decoder": model.decoder}, weights={"decoder": 1.0}, beam_size=beam_size,
+        scorers={"decoder": CachedCrossAttentionScorer(model.decoder)}, weights={"decoder": 1.0}, beam_size=beam_size,
         vocab_size=model.vocab_size, sos=model.sos, eos=model.eos, token_list=None,
         pre_beam_score_key="full",
     )
