@@ -73,14 +73,14 @@ def test_layout_and_lists(ci_corpus):
 
 def test_data_dirs_valid_sorted_and_ids(ci_corpus):
     for d in _dirs(ci_corpus / "data"):
-        check_data_dir(d, sample_rate=16000)
+        check_data_dir(d, sample_rate=16000, audio_root=ci_corpus)  # paths relative to the recipe dir
         for name in ("wav.scp", "text", "utt2spk", "spk2utt"):
             keys = [line.split()[0].encode() for line in (d / name).read_text().splitlines()]
             assert keys == sorted(keys), f"{d}/{name} not in C order"
         for u in read_data_dir(d):
             assert SPK_RE.match(u.spk_id)
             assert re.fullmatch(re.escape(u.spk_id) + r"-\d{6}", u.utt_id)
-            info = soundfile.info(u.wav)
+            info = soundfile.info(ci_corpus / u.wav)
             assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
             assert re.fullmatch(r"[A-Z']+( [A-Z']+)*", u.text)
 
@@ -114,7 +114,7 @@ def test_same_seed_same_plan_other_seed_differs(ci_corpus, tmp_path):
 def test_rerun_resumes_and_audio_is_deterministic(ci_corpus):
     audio = Path((ci_corpus / "data" / "local" / "audio_dir").read_text().strip())
     if not audio.is_absolute():
-        audio = RECIPE / audio
+        audio = ci_corpus / audio
     victim = sorted(audio.glob("sa_*/*.wav"))[0]
     before = victim.read_bytes()
     victim.unlink()
@@ -188,3 +188,17 @@ def test_voice_stats_pitch_tracker():
         assert abs(est - f0) / f0 < 0.03
     noise = np.random.default_rng(0).standard_normal(16000) * 0.1
     assert np.isnan(f0_yin(frames(noise, 1024, 320))).mean() > 0.8
+
+
+
+def test_wav_paths_are_relative_to_the_recipe_holding_the_data_dir(ci_corpus):
+    """Audio shared with another recipe (synth_sa_whisper lists synth_sa's downloads) must be
+    found from the recipe whose data/ lists it, wherever the builder ran."""
+    other = ci_corpus / "other_recipe"
+    data_sh(ci_corpus, "--nj", "2", "--data_dir", "other_recipe/data")  # the audio exists: no synthesis
+    scp = (other / "data" / "sa_ked_e_test" / "wav.scp").read_text().split()
+    assert Path(scp[1]).is_absolute() and Path(scp[1]).is_relative_to(ci_corpus / "downloads")
+    for d in _dirs(other / "data"):
+        check_data_dir(d, sample_rate=16000, audio_root=other)
+    own = (ci_corpus / "data" / "sa_ked_e_test" / "wav.scp").read_text().split()
+    assert own[1].startswith("downloads/")  # below its own recipe: relative, the tree stays portable

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import os
 import signal
 import sys
 import time
@@ -61,7 +62,7 @@ def make_logger(path: str | None) -> Callable[[str], None]:
 
 
 def scp_path(path: Path) -> str:
-    """Relative to the current directory when below it (portable recipe dirs), else absolute."""
+    """Relative to the current directory (the recipe dir: see main) when below it, else absolute."""
     path = path.resolve()
     cwd = Path.cwd().resolve()
     return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
@@ -123,8 +124,12 @@ def main(argv: List[str] | None = None) -> int:
     })
     t0 = time.time()
     plan = make_plan(cfg)
-    data_dir = Path(args.data_dir)
-    audio_dir = Path(args.download_dir) / cfg["corpus_name"]
+    data_dir = Path(args.data_dir).resolve()
+    audio_dir = (Path(args.download_dir) / cfg["corpus_name"]).resolve()
+    # wav.scp paths are written and checked relative to the recipe dir that holds data/ (where
+    # Kaldi and ESPnet tools read them), also when the audio is another recipe's (synth_sa_whisper)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    os.chdir(data_dir.parent)
     log(f"[plan] {len(plan.speakers)} speakers, {len(plan.utts)} utterances, seed {cfg['seed']}, "
         f"audio in {audio_dir} ({time.time() - t0:.1f} s)")
     if args.plan_only:
