@@ -98,6 +98,14 @@ EOF
 . "$mixed_dir/utils/parse_options.sh"
 [ $# -eq 0 ] || die "unexpected argument '$1' (see $0 --help)"
 
+# Recipe environment (venv, PYTHONPATH), as p4q.sh: without it 'python' is whatever is on PATH.
+if [ -f ./path.sh ]; then
+  set +u
+  # shellcheck disable=SC1091
+  . ./path.sh
+  set -u
+fi
+
 # ---- option values checked before any work -------------------------------------------------------
 is_int() { [[ $1 =~ ^[0-9]+$ ]]; }
 for v in stage stop_stage n_sens_utts nj n_adapt train_threads; do
