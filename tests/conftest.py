@@ -83,17 +83,19 @@ RECIPE = REPO / "egs2" / "synth_sa" / "asr1"
 
 @pytest.fixture(scope="session")
 def ci_corpus(tmp_path_factory):
-    """The CI-size synthetic corpus (conf/data_ci.yaml) built by the recipe's local/data.sh."""
+    """The CI-size synthetic corpus (conf/data_ci.yaml) built by the recipe's local/data.sh:
+    ``<tmp>/recipe/data``, its audio in ``<tmp>/downloads``, outside the recipe dir, so that
+    wav.scp lists absolute paths and the tests can read it from anywhere."""
     import subprocess
 
     tmp = tmp_path_factory.mktemp("ci_corpus")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     subprocess.run(
-        ["local/data.sh", "--config", "conf/data_ci.yaml", "--data_dir", str(tmp / "data"),
+        ["local/data.sh", "--config", "conf/data_ci.yaml", "--data_dir", str(tmp / "recipe" / "data"),
          "--download_dir", str(tmp / "downloads"), "--nj", "1"],
         cwd=RECIPE, env=env, check=True, capture_output=True,
     )
-    return tmp / "data"
+    return tmp / "recipe" / "data"
 
 
 @pytest.fixture(scope="session")

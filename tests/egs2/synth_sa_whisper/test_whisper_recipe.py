@@ -43,7 +43,7 @@ def test_ci_size_comparison_on_a_tiny_whisper(tmp_path, ci_corpus):
     (tmp_path / "LICENSE").write_text("test licence\n")
     build_checkpoint(recipe / "exp/whisper", NAME, parts=parts, expected_sha256=sha, license_file=tmp_path / "LICENSE")
 
-    data_opts = (f"--config ../../synth_sa/asr1/conf/data_ci.yaml --download_dir {ci_corpus.parent / 'downloads'} "
+    data_opts = (f"--config ../../synth_sa/asr1/conf/data_ci.yaml --download_dir {ci_corpus.parents[1] / 'downloads'} "
                  "--train_per_speaker 4 --nj 1")
     proc = run_in_group(
         ["./run.sh", "--pretrained_model", f"whisper:{NAME}", "--local_data_opts", data_opts,
