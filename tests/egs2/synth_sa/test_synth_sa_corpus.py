@@ -190,7 +190,6 @@ def test_voice_stats_pitch_tracker():
     assert np.isnan(f0_yin(frames(noise, 1024, 320))).mean() > 0.8
 
 
-
 def test_wav_paths_are_relative_to_the_recipe_holding_the_data_dir(ci_corpus):
     """Audio shared with another recipe (synth_sa_whisper lists synth_sa's downloads) must be
     found from the recipe whose data/ lists it, wherever the builder ran."""

@@ -49,7 +49,8 @@ def get_parser() -> argparse.ArgumentParser:
 
 def make_logger(path: str | None) -> Callable[[str], None]:
     if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(path).resolve()  # main later changes directory; the log stays where it was named
+        path.parent.mkdir(parents=True, exist_ok=True)
     def log(msg: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {msg}\n"
         if path:
