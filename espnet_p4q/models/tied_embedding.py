@@ -4,8 +4,8 @@ Why: Whisper's decoder (openai-whisper's and espnet2's ``OpenAIWhisperDecoder``)
 logits as ``x @ token_embedding.weight.T``: the embedding and the output layer are one tensor.
 Quantising the embedding module alone would leave ``.weight`` a packed uint8 tensor (the logits
 break) or need a second FP32 copy (the size gain is lost). :class:`TiedEmbedding` holds the table
-in a child ``table`` (an ``nn.Embedding``, or the project's ``NF4Embedding`` once quantised by
-name like any other module) and exposes ``.weight`` as the matrix, so one packed copy serves both
+in a child ``table`` (an ``nn.Embedding``, or the project's ``NF4Embedding`` / ``KbitEmbedding``
+once quantised by name like any other module, at any width of a mixed allocation) and exposes ``.weight`` as the matrix, so one packed copy serves both
 uses and the tie can never come apart.
 
 For a packed table ``.weight`` is a :class:`PackedTableWeight`, a stand-in that computes
@@ -19,14 +19,17 @@ from __future__ import annotations
 import torch
 
 from espnet_p4q.patterns import replace_module
+from espnet_p4q.quant.kbit_layers import KbitEmbedding
 from espnet_p4q.quant.layers import NF4Embedding
+
+PACKED_TABLES = (NF4Embedding, KbitEmbedding)  # both have dequantized_weight and output_projection
 
 
 class PackedTableWeight:
     """``weight`` (or its transpose) of a packed table, for code written against an FP32 tensor.
 
     ``x @ w.T`` (also written ``x @ torch.transpose(w, 0, 1)``, ``w.to(torch.float32)`` first)
-    runs :meth:`NF4Embedding.output_projection` (gradients flow to ``x``; the table is frozen);
+    runs the table's ``output_projection`` (gradients flow to ``x``; the table is frozen);
     every other torch function gets the dequantised matrix.
     """
 
@@ -34,7 +37,7 @@ class PackedTableWeight:
     device = torch.device("cpu")
     requires_grad = False
 
-    def __init__(self, table: NF4Embedding, transposed: bool = False):
+    def __init__(self, table: torch.nn.Module, transposed: bool = False):
         self.table, self.transposed = table, transposed
 
     @property
@@ -114,7 +117,7 @@ class TiedEmbedding(torch.nn.Module):
     @property
     def weight(self):
         """The table: an FP32 parameter, or a :class:`PackedTableWeight` of the packed one."""
-        if isinstance(self.table, NF4Embedding):
+        if isinstance(self.table, PACKED_TABLES):
             return PackedTableWeight(self.table)
         return self.table.weight
 

@@ -140,6 +140,10 @@ class KbitEmbedding(_KbitWeightMixin, torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.embedding(x, self.dequantized_weight(self._dt()), self.padding_idx)
 
+    def output_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ table.T``, for a table that is also an output layer (models.tied_embedding)."""
+        return x @ self.dequantized_weight(torch.float32).t()
+
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}, nf{self.bits}"
 

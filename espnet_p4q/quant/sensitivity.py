@@ -15,7 +15,7 @@ import io
 import logging
 import os
 from dataclasses import asdict, dataclass, fields
-from typing import Dict, Iterable, List, Mapping, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from espnet.nets.pytorch_backend.transformer.add_sos_eos import add_sos_eos
@@ -54,13 +54,15 @@ class SensitivityRow:
         return self.kl_ctc + self.kl_att
 
 
-def log_posteriors(model: torch.nn.Module, batch: Batch) -> Tuple[torch.Tensor, ...]:
+def log_posteriors(model: torch.nn.Module, batch: Batch,
+                   encoded: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Tuple[torch.Tensor, ...]:
     """(CTC log-posteriors, frame mask, teacher-forced decoder log-posteriors, token mask) of an ESPnet AED.
 
-    Without a CTC branch the CTC part is a constant (KL 0).
+    Without a CTC branch the CTC part is a constant (KL 0). ``encoded``: the batch's (encoder
+    output, lengths) when already known, so that only the heads run.
     """
     speech, lens, ys, ys_lens = _as_tuple(batch)
-    enc, enc_lens = model.encode(speech, lens)
+    enc, enc_lens = encoded if encoded is not None else model.encode(speech, lens)
     frames = torch.arange(enc.size(1))[None, :] < enc_lens[:, None]
     if getattr(model, "ctc", None) is not None:
         ctc = model.ctc.log_softmax(enc)
@@ -71,6 +73,14 @@ def log_posteriors(model: torch.nn.Module, batch: Batch) -> Tuple[torch.Tensor, 
     logits, _ = model.decoder(enc, enc_lens, ys_in, ys_lens + 1)
     tokens = torch.arange(ys_in.size(1))[None, :] < (ys_lens + 1)[:, None]
     return ctc, frames, torch.log_softmax(logits, dim=-1), tokens
+
+
+HEADS = ("decoder.", "ctc.")  # modules under these names leave the encoder output as it is
+
+
+def after_encoder(name: str) -> bool:
+    """True for a module that only the heads use (its quantisation cannot change ``model.encode``)."""
+    return name.startswith(HEADS)
 
 
 def mean_kl(ref_log: torch.Tensor, log: torch.Tensor, mask: torch.Tensor) -> float:
@@ -106,12 +116,15 @@ def measure_sensitivity(model: torch.nn.Module, cfg: QuantConfig, batches: Seque
 
     ``model`` is an FP32 ESPnet AED; it is restored (same module objects) before returning.
     ``batches``: (speech, lengths, token ids, token lengths) tuples or espnet2's collated dicts.
-    KL values are averaged over batches weighted by their number of frames / tokens.
+    KL values are averaged over batches weighted by their number of frames / tokens. For a decoder
+    or CTC module the FP32 encoder outputs are reused (most of Whisper's targets: the encoder runs
+    once, not once per module and width).
     """
     model.eval()
     widths = tuple(widths)
     targets = select_modules(model, cfg.targets, QUANTIZABLE_TYPES, exclude=cfg.exclude, what="quantisation target")
-    refs = [log_posteriors(model, b) for b in batches]
+    encoded = [model.encode(*_as_tuple(b)[:2]) for b in batches]
+    refs = [log_posteriors(model, b, e) for b, e in zip(batches, encoded)]
     n_frames = sum(int(r[1].sum()) for r in refs)
     n_tokens = sum(int(r[3].sum()) for r in refs)
     rows = []
@@ -121,8 +134,8 @@ def measure_sensitivity(model: torch.nn.Module, cfg: QuantConfig, batches: Seque
             replace_module(model, name, packed)
             try:
                 kl_ctc = kl_att = 0.0
-                for batch, (ctc, frames, att, tokens) in zip(batches, refs):
-                    q_ctc, _, q_att, _ = log_posteriors(model, batch)
+                for batch, enc, (ctc, frames, att, tokens) in zip(batches, encoded, refs):
+                    q_ctc, _, q_att, _ = log_posteriors(model, batch, enc if after_encoder(name) else None)
                     kl_ctc += mean_kl(ctc, q_ctc, frames) * int(frames.sum()) / n_frames
                     kl_att += mean_kl(att, q_att, tokens) * int(tokens.sum()) / n_tokens
             finally:

@@ -1,5 +1,6 @@
 """NF4 Whisper (conf/quant/nf4_whisper.yaml): one packed tied table, file round trip, LoRA swap."""
 
+import dataclasses
 import os
 import re
 
@@ -16,6 +17,7 @@ from espnet_p4q.models.whisper_asr import TOKEN_EMBEDDING, build_whisper_asr_mod
 from espnet_p4q.models.whisper_tokens import tokenizer_for
 from espnet_p4q.quant.apply import describe, quantize_model
 from espnet_p4q.quant.config import QuantConfig
+from espnet_p4q.quant.kbit_layers import KbitConv, KbitEmbedding, KbitLinear
 from espnet_p4q.quant.layers import NF4Conv, NF4Embedding, is_packed
 from espnet_p4q.quant.serialize import pack_state, save_quantized
 from tiny_whisper import DIMS, noise_clip, real_base_config, tiny_whisper, tiny_whisper_config  # noqa: F401
@@ -128,6 +130,36 @@ def test_lora_trains_on_the_packed_model_and_adapters_swap(nf4_whisper, tmp_path
     for x, y in zip(outputs(model), out_a):
         assert torch.equal(x, y)
     assert not torch.equal(out_a[1], base_out[1])
+
+
+# a mixed allocation: the tied table at 2 bits, the first MLP layers at 8, the rest at 3
+MIXED = dataclasses.replace(NF4, bits=3, mixed=[{"pattern": r"decoder\.decoders\.token_embedding\.table", "bits": 2},
+                                                {"pattern": r".*\.mlp\.0", "bits": 8}])
+
+
+def test_mixed_widths_keep_the_table_tied_and_the_file_exact(tiny_whisper_config, tmp_path):
+    model, _ = build_whisper_asr_model(tiny_whisper_config)
+    quantize_model(model.eval(), MIXED)
+    tied = model.get_submodule(TOKEN_EMBEDDING)
+    assert isinstance(tied.table, KbitEmbedding) and tied.table.bits == 2
+    assert isinstance(model.encoder.encoders.conv1, KbitConv) and model.encoder.encoders.conv1.bits == 3
+    assert model.decoder.decoders.blocks[0].mlp[0].bits == 8
+    assert isinstance(model.decoder.decoders.blocks[0].cross_attn.key, KbitLinear)
+    assert [k for k in model.state_dict() if k.startswith(TOKEN_EMBEDDING) and k.endswith("weight")] == [
+        f"{TOKEN_EMBEDDING}.table.weight"]  # one packed copy: embedding and output layer
+    table = tied.table.dequantized_weight(torch.float32)
+    hidden = {}
+    model.decoder.decoders.ln.register_forward_hook(lambda m, i, o: hidden.setdefault("x", o))
+    _, dec = outputs(model)
+    assert torch.allclose(dec, hidden["x"] @ table.t(), atol=1e-5)
+    assert torch.equal(tied(torch.tensor([[PROMPT[0]]]))[0, 0], table[PROMPT[0]])
+
+    fingerprint = save_quantized(model, MIXED, tmp_path / "model.pth")
+    fresh, _ = build_whisper_asr_model(tiny_whisper_config)
+    loaded, _, fp2 = load_quantized_asr_model(tmp_path, into=fresh)
+    assert fp2 == fingerprint and isinstance(loaded.get_submodule(TOKEN_EMBEDDING).table, KbitEmbedding)
+    for a, b in zip(outputs(model), outputs(loaded)):
+        assert torch.equal(a, b)
 
 
 def test_real_whisper_base_file_ratio(tmp_path):

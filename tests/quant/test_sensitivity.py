@@ -14,10 +14,15 @@ from espnet_p4q.quant.allocate import (BudgetError, allocate_bits, allocate_with
                                        packed_file_bits, write_allocation)
 from espnet_p4q.quant.apply import describe, quantize_model
 from espnet_p4q.quant.config import QuantConfig
+from espnet_p4q.patterns import replace_module
 from espnet_p4q.quant.sensitivity import (
     SensitivityRow,
+    after_encoder,
     by_module,
+    log_posteriors,
+    mean_kl,
     measure_sensitivity,
+    quantize_one,
     read_table,
     write_table,
 )
@@ -50,6 +55,21 @@ def test_every_module_and_width_is_measured(table):
     # the decoder embedding does not feed CTC: its CTC divergence is zero
     assert all(r.kl_ctc == 0 for r in t["decoder.embed.0"].values())
     assert t["decoder.embed.0"][2].kl_att > 0
+
+
+@pytest.mark.parametrize("name", ["decoder.embed.0", "ctc.ctc_lo", "encoder.embed.conv.2"])
+def test_reused_encoder_outputs_give_the_full_forward_kl(table, tiny_model_files, speech_batch, name):
+    """Heads' modules reuse the FP32 encoder outputs: the KL is that of a whole forward pass."""
+    assert after_encoder(name) == (not name.startswith("encoder."))
+    model = load_fp32_asr_model(*tiny_model_files)[0].eval()
+    with torch.no_grad():
+        ctc, frames, att, tokens = log_posteriors(model, speech_batch)
+        replace_module(model, name, quantize_one(model.get_submodule(name), 2, FEW))
+        q_ctc, _, q_att, _ = log_posteriors(model, speech_batch)
+    row = by_module(table)[name][2]  # the table's two batches are the same utterances
+    assert row.kl_ctc == pytest.approx(mean_kl(ctc, q_ctc, frames), rel=1e-4, abs=1e-9)
+    assert row.kl_att == pytest.approx(mean_kl(att, q_att, tokens), rel=1e-4, abs=1e-9)
+    assert row.kl > 0
 
 
 def test_table_csv_round_trip_and_errors(table, tmp_path):
