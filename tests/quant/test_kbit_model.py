@@ -143,6 +143,25 @@ def test_kbit_embedding_in_a_model(tiny_model_files, speech_batch):
     model_outputs(model, speech_batch)
 
 
+def test_dequantize_once_gives_the_same_outputs_and_reuses_the_weight(tiny_model_files, speech_batch, monkeypatch):
+    model = load_fp32_asr_model(*tiny_model_files)[0]
+    quantize_model(model, MIXED)
+    per_call = model_outputs(model, speech_batch)
+    lin = model.decoder.decoders[0].feed_forward.w_1
+    assert isinstance(lin, KbitLinear) and lin.dequantized_weight() is not lin.dequantized_weight()
+    monkeypatch.setenv("P4Q_KBIT_DEQUANT", "once")
+    for a, b in zip(per_call, model_outputs(model, speech_batch)):
+        assert torch.equal(a, b)
+    first = lin.dequantized_weight()
+    assert lin.dequantized_weight() is first
+    with torch.no_grad():
+        lin.weight.zero_()  # new codes (as load_state_dict copies them): dequantised again
+    assert not torch.equal(lin.dequantized_weight(), first)
+    monkeypatch.setenv("P4Q_KBIT_DEQUANT", "always")
+    with pytest.raises(ValueError, match="P4Q_KBIT_DEQUANT must be one of per_call, once"):
+        lin.dequantized_weight()
+
+
 def test_lora_injection_wraps_kbit_linears_and_trains(tiny_model_files, speech_batch):
     from espnet_p4q.lora.config import LoRAConfig
     from espnet_p4q.lora.inject import inject_lora
