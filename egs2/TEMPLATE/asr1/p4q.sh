@@ -949,8 +949,11 @@ stage_score() {
 write_results() {
   local logf=$1 commit s args=()
   shift
+  local model_note="${pretrained_model:+pretrained from $pretrained_model, }train config \`${train_config:-none}\`, tokens \`$token_suffix\`"
+  # Whisper brings its own tokenizer and was not trained here (--train_config/--nbpe do not apply)
+  [[ $pretrained_model != whisper:* ]] || model_note="pretrained from $pretrained_model, Whisper's own tokens"
   local info=("recipe: \`$(basename "$(dirname "$PWD")")/$(basename "$PWD")\`"
-    "last scored model: \`$asr_exp\` (${pretrained_model:+pretrained from $pretrained_model, }train config \`${train_config:-none}\`, tokens \`$token_suffix\`)"
+    "last scored model: \`$asr_exp\` ($model_note)"
     "decode config: \`$inference_config\`${inference_args:+ + \`$inference_args\`}")
   if commit=$(git -C "$p4q_dir" rev-parse --short HEAD 2>/dev/null); then info+=("git: \`$commit\`"); fi
   for s in "${info[@]}"; do args+=(--info "$s"); done

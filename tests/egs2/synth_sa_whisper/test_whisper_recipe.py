@@ -75,3 +75,4 @@ def test_ci_size_comparison_on_a_tiny_whisper(tmp_path, ci_corpus):
             assert (out / "score_wer/result.txt").is_file()
     results = (recipe / "RESULTS.md").read_text()
     assert "LoRA-pretrain-NF4 + adaptation (P4Q)" in results and "FFT-FP32 per speaker" in results
+    assert "(pretrained from whisper:tiny, Whisper's own tokens)" in results  # not the unused --nbpe
