@@ -11,8 +11,8 @@ the layout of the 4-bit modules, so serialize.py stores both alike. :class:`Kbit
 
 ``P4Q_KBIT_DEQUANT=once`` keeps each module's dequantised weight after its first use (until the
 codes change). Why: greedy decoding of a model with a k-bit Whisper table dequantises 26.6 M
-weights per output token (0.3 s on one core); with ``once`` decoding runs at FP32 speed, but the
-weights then take FP32 memory, so neither its speed nor its memory are k-bit figures. The file
+weights per output token; with ``once`` each weight is dequantised once per process, but then
+takes FP32 memory, so neither the speed nor the memory of such a run are k-bit figures. The file
 and the model as built stay packed. Default ``per_call``.
 """
 
