@@ -162,6 +162,23 @@ def test_mixed_widths_keep_the_table_tied_and_the_file_exact(tiny_whisper_config
         assert torch.equal(a, b)
 
 
+def test_sensitivity_of_whisper_modules_including_the_tied_table(tiny_whisper_config):
+    """Attention-only model: KL from the teacher-forced decoder alone, tied table measured like a layer."""
+    from espnet_p4q.quant.sensitivity import by_module, measure_sensitivity
+
+    model, _ = build_whisper_asr_model(tiny_whisper_config)
+    speech, lens, ys, ys_lens = batch()
+    cfg = dataclasses.replace(NF4, targets=[r"encoder\.encoders\.conv1", r"decoder\.decoders\.token_embedding\.table",
+                                            r"decoder\.decoders\.blocks\.0\.mlp\.0"])
+    table = by_module(measure_sensitivity(model, cfg, [(speech, lens, ys.clamp(min=0), ys_lens)], widths=(2, 8)))
+    assert sorted(table) == ["decoder.decoders.blocks.0.mlp.0", "decoder.decoders.token_embedding.table",
+                             "encoder.encoders.conv1"]
+    for name, rows in table.items():
+        assert rows[2].kl_ctc == rows[8].kl_ctc == 0.0  # no CTC branch
+        assert rows[2].kl_att > max(rows[8].kl_att, 0.0), name  # 8 bits: about 0 (float noise either side)
+    assert isinstance(model.get_submodule(TOKEN_EMBEDDING).table, torch.nn.Embedding)  # FP32 restored
+
+
 def test_real_whisper_base_file_ratio(tmp_path):
     """Whisper base: the NF4 file is at least 7.25x smaller than the FP32 state dict."""
     config = real_base_config(tmp_path)
