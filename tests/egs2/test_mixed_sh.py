@@ -29,9 +29,10 @@ def run(args, cwd, check=True):
     return r
 
 
-def test_recipe_link_and_help():
-    assert (RECIPE / "mixed.sh").resolve() == SCRIPT
-    r = subprocess.run([str(RECIPE / "mixed.sh"), "--help"], capture_output=True, text=True)
+@pytest.mark.parametrize("recipe", [RECIPE, RECIPE.parents[1] / "synth_sa_whisper" / "asr1"])
+def test_recipe_link_and_help(recipe):
+    assert (recipe / "mixed.sh").resolve() == SCRIPT
+    r = subprocess.run([str(recipe / "mixed.sh"), "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and "--budgets" in r.stdout and "Stages" in r.stdout
 
 
@@ -42,6 +43,7 @@ def test_recipe_link_and_help():
     (["--eval_mixed", "some"], "--eval_mixed is chosen, all or names mixed_<budget> of --budgets"),
     (["--eval_uniform_bits", "3", "--uniform_bits", "2 4"], "--eval_uniform_bits: 3 is not among --uniform_bits"),
     (["--nj", "0"], "--nj must be at least 1"),
+    (["--kbit_dequant", "sometimes"], "--kbit_dequant is once or per_call, got 'sometimes'"),
     (["--data_dir", "nowhere"], "missing nowhere/sa_tune.list"),
     (["--no_such_option", "1"], "unknown option --no_such_option"),
 ])

@@ -56,6 +56,7 @@ lora_pretrain_config=conf/lora_pretrain.yaml
 adapt_lora_config=conf/adapt_lora.yaml
 n_adapt=30
 train_threads=2
+kbit_dequant=once
 python=python
 
 usage() {
@@ -91,6 +92,9 @@ Options (current values):
   --adapt_lora_config $adapt_lora_config
   --n_adapt $n_adapt                adaptation utterances per evaluation speaker (stage 8)
   --train_threads $train_threads          torch threads of LoRA pretraining
+  --kbit_dequant $kbit_dequant         P4Q_KBIT_DEQUANT of every step: once (a 2/3/8-bit weight is dequantised
+                                once per process: FP32 speed and memory while running) or per_call
+                                (at every use: k-bit memory; decoding a 2/3-bit Whisper is then slow)
   --python $python
 EOF
 }
@@ -114,6 +118,8 @@ done
 [ "$stage" -ge 1 ] && [ "$stop_stage" -le 9 ] && [ "$stage" -le "$stop_stage" ] ||
   die "stages run from 1 to 9 and --stage <= --stop_stage (got $stage-$stop_stage)"
 [ "$nj" -ge 1 ] || die "--nj must be at least 1"
+case $kbit_dequant in once|per_call) ;; *) die "--kbit_dequant is once or per_call, got '$kbit_dequant'" ;; esac
+export P4Q_KBIT_DEQUANT=$kbit_dequant  # espnet_p4q.quant.kbit_layers; the results are the same either way
 for k in $sens_bits $uniform_bits; do
   case $k in 2|3|4|8) ;; *) die "bit widths are 2, 3, 4 or 8, got '$k'" ;; esac
 done
