@@ -143,12 +143,14 @@ def plot(rows: Sequence[SizeWerRow], path: os.PathLike, title: Optional[str] = N
             pts = sorted((r.bytes / 1e6, r.wer, r.name) for r in rows if r.group == group)
             shown = [(x, min(y, cap) if cap else y) for x, y, _ in pts]
             line, = ax.plot([x for x, _ in shown], [y for _, y in shown], marker="o", label=group)
+            n_off = 0
             for i, ((x, y), (_, rate, name)) in enumerate(zip(shown, pts)):
                 off = cap is not None and rate > cap
-                if off:
+                if off:  # on the top edge, close together: labels step down so they do not overlap
                     ax.plot([x], [y], marker="^", markersize=9, color=line.get_color())
+                    n_off += 1
                 ax.annotate(f"{name} ({rate:.1f}%)" if off else name, (x, y), textcoords="offset points",
-                            xytext=(4, -10 if off else 4 + 7 * (i % 2)), fontsize=7)
+                            xytext=(4, -2 - 9 * n_off if off else 4 + 7 * (i % 2)), fontsize=7)
         ax.set(xscale="log", xlabel="model file size (MB, log scale)", ylabel="WER (%)", title=title or "")
         ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.xaxis.set_minor_formatter(NullFormatter())
