@@ -93,7 +93,7 @@ Options (current values):
   --n_adapt $n_adapt                adaptation utterances per evaluation speaker (stage 8)
   --train_threads $train_threads          torch threads of LoRA pretraining
   --kbit_dequant $kbit_dequant         P4Q_KBIT_DEQUANT of every step: once (a 2/3/8-bit weight is dequantised
-                                once per process: FP32 speed and memory while running) or per_call
+                                once per process: FP32 matmuls and weight memory while running) or per_call
                                 (at every use: k-bit memory; decoding a 2/3-bit Whisper is then slow)
   --python $python
 EOF
